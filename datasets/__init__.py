@@ -1,0 +1,1 @@
+"""Dataset tools: catalog and face photos to aligned, labelled training zips."""

@@ -1,0 +1,1 @@
+"""Training of the conditional StyleGAN2 (imports `tryon`, never the reverse)."""

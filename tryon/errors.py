@@ -1,0 +1,17 @@
+"""Errors a user can act on. The CLI prints them as one line; the API maps them to 4xx."""
+
+
+class TryonError(Exception):
+    """Base class: the message is meant for a person and says what to do."""
+
+
+class InputError(TryonError, ValueError):
+    """Bad input: a malformed argument, an unusable file, a label that does not exist."""
+
+
+class CheckpointError(TryonError):
+    """A checkpoint is missing, incomplete, inconsistent or unsafe to load."""
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle asked for something outside the allow-list (code, an unknown class)."""
