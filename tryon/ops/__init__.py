@@ -11,12 +11,14 @@ Each op is one public function with `impl="auto"|"cuda"|"cpp"|"ref"`:
 Nothing is compiled at import time.
 """
 
+from tryon.ops._dispatch import backends, use_impl
 from tryon.ops.bias_act import activation_funcs, bias_act
 from tryon.ops.conv2d_resample import conv2d_resample
 from tryon.ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
 __all__ = [
     "activation_funcs",
+    "backends",
     "bias_act",
     "conv2d_resample",
     "downsample2d",
@@ -24,4 +26,5 @@ __all__ = [
     "setup_filter",
     "upfirdn2d",
     "upsample2d",
+    "use_impl",
 ]

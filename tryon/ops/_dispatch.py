@@ -6,10 +6,12 @@ of the sources). Nothing here runs at import time.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -20,6 +22,9 @@ IMPLS = ("auto", "cuda", "cpp", "ref")
 
 # Ops whose C++ CPU kernel beats `ref` in benchmarks/bench_ops.py; `auto` uses it on CPU tensors.
 AUTO_CPP_OPS: frozenset[str] = frozenset()
+
+# What impl="auto" means in the current context (see `use_impl`).
+_auto_means: contextvars.ContextVar[str] = contextvars.ContextVar("tryon_ops_auto", default="auto")
 
 _lock = threading.Lock()
 _failed: dict[str, str] = {}  # kernel kind ("cuda" / "cpp") -> why it could not be built
@@ -41,6 +46,8 @@ def compiled_op(name: str, x: torch.Tensor, impl: str) -> Callable[..., torch.Te
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "auto":
+        impl = _auto_means.get()
     device = x.device.type
     kind: str | None
     if impl == "ref":
@@ -55,8 +62,23 @@ def compiled_op(name: str, x: torch.Tensor, impl: str) -> Callable[..., torch.Te
     fn = None
     if kind is not None:
         fn = _get(name, kind, explicit=impl != "auto")
-    _note_backend(name, device, kind if fn is not None else "ref")
+    _note_backend(name, device, kind if fn is not None and kind is not None else "ref")
     return fn
+
+
+@contextlib.contextmanager
+def use_impl(impl: str) -> Iterator[None]:
+    """Make every op called with impl="auto" in this context use `impl` instead.
+
+    For whole networks: `with tryon.ops.use_impl("ref"): G(z, c)`.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    token = _auto_means.set(impl)
+    try:
+        yield
+    finally:
+        _auto_means.reset(token)
 
 
 def _get(name: str, kind: str, explicit: bool) -> Callable[..., torch.Tensor] | None:

@@ -103,9 +103,8 @@ def bias_act(
     """
     if act not in activation_funcs:
         raise ValueError(f"unknown activation {act!r}; expected one of {sorted(activation_funcs)}")
-    if b is not None:
-        if b.ndim != 1 or not (0 <= dim < x.ndim) or b.shape[0] != x.shape[dim]:
-            raise ValueError(f"bias of shape {list(b.shape)} does not fit dim {dim} of x {list(x.shape)}")
+    if b is not None and (b.ndim != 1 or not (0 <= dim < x.ndim) or b.shape[0] != x.shape[dim]):
+        raise ValueError(f"bias of shape {list(b.shape)} does not fit dim {dim} of x {list(x.shape)}")
     if clamp is not None and clamp < 0:
         raise ValueError(f"clamp must be >= 0 or None, got {clamp}")
     fused = _dispatch.compiled_op("bias_act", x, impl)

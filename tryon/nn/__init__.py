@@ -1,0 +1,33 @@
+"""StyleGAN2 networks (NVlabs stylegan2-ada-pytorch compatible names and math)."""
+
+from tryon.nn.networks import (
+    Conv2dLayer,
+    Discriminator,
+    DiscriminatorBlock,
+    DiscriminatorEpilogue,
+    FullyConnectedLayer,
+    Generator,
+    MappingNetwork,
+    MinibatchStdLayer,
+    SynthesisBlock,
+    SynthesisLayer,
+    SynthesisNetwork,
+    ToRGBLayer,
+    modulated_conv2d,
+)
+
+__all__ = [
+    "Conv2dLayer",
+    "Discriminator",
+    "DiscriminatorBlock",
+    "DiscriminatorEpilogue",
+    "FullyConnectedLayer",
+    "Generator",
+    "MappingNetwork",
+    "MinibatchStdLayer",
+    "SynthesisBlock",
+    "SynthesisLayer",
+    "SynthesisNetwork",
+    "ToRGBLayer",
+    "modulated_conv2d",
+]
