@@ -502,7 +502,11 @@ class SynthesisBlock(torch.nn.Module):
         dtype = torch.float16 if self.use_fp16 and on_cuda and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
         if fused_modconv is None:
-            fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)
+            # As NVlabs on CUDA. On CPU one grouped conv per sample loses to a shared conv once the
+            # batch is > 1 (benchmarks/bench_generator.py --modconv); the two differ by rounding only.
+            batch = int(ws.shape[0])
+            fused_modconv = (not self.training) and (dtype == torch.float32 or batch == 1)
+            fused_modconv = fused_modconv and (on_cuda or batch == 1)
         noise_iter = iter(noise if noise is not None else [None] * self.num_conv)
 
         # Input.

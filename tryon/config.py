@@ -1,0 +1,55 @@
+"""Settings from `TRYON_*` environment variables (and `.env`). Nothing is created at import time:
+call `get_settings()` (cached) or build `Settings(...)` directly in tests."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRYON_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="The one data directory: SQLite file, blobs, job store.")
+    database_url: str | None = Field(None, description="Overrides the SQLite database under data_dir.")
+    redis_url: str | None = Field(None, description="Switches jobs to Redis (RedisHuey) when set.")
+    device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'.")
+    ops_impl: Literal["auto", "cuda", "cpp", "ref"] = Field("auto", description="Implementation of tryon.ops.")
+    cache_dir: Path | None = Field(None, description="Compiled ops cache (default ~/.cache/tryon).")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    ui_port: int = Field(8501, ge=1, le=65535)
+    max_upload_bytes: int = Field(15 * 2**20, gt=0, description="Largest accepted upload, in bytes.")
+    max_upload_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value not in ("auto", "cpu") and not value.startswith("cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}")
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tryon.sqlite3"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    def torch_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
