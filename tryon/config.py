@@ -26,6 +26,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(15 * 2**20, gt=0, description="Largest accepted upload, in bytes.")
     max_upload_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Service (tryon.api / tryon.jobs).
+    fashion_checkpoint: Path | None = Field(
+        None, description="Fashion Generator checkpoint folder; None = tryon/assets/fashion when it exists."
+    )
+    job_workers: int | None = Field(
+        None, ge=0, description="Job threads inside the API process; None = 2 with SQLite, 0 with Redis."
+    )
+    job_lease_seconds: float = Field(60.0, gt=0, description="A running job whose worker is silent this long is retried.")
+    job_max_attempts: int = Field(3, ge=1, description="Tries per job before it fails (a worker death is a try).")
+    session_ttl_hours: float = Field(24 * 30, gt=0, description="Lifetime of an anonymous shopper session.")
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per caller; 0 = no limit.")
+    batch_max_size: int = Field(8, ge=1, description="Most generation requests in one forward pass (1 = no batching).")
+    batch_max_wait_ms: float = Field(5.0, ge=0, description="Longest a request waits for others to share its batch.")
 
     @field_validator("device")
     @classmethod
@@ -41,6 +54,21 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def resolved_fashion_checkpoint(self) -> Path | None:
+        """The fashion checkpoint folder to serve, or None when there is none."""
+        if self.fashion_checkpoint is not None:
+            return self.fashion_checkpoint
+        shipped = Path(__file__).resolve().parent / "assets" / "fashion"
+        return shipped if (shipped / "config.json").is_file() else None
+
+    @property
+    def resolved_job_workers(self) -> int:
+        """Job worker threads inside the API process (Redis deployments run `tryon worker` instead)."""
+        if self.job_workers is not None:
+            return self.job_workers
+        return 0 if self.redis_url else 2
 
     def torch_device(self) -> str:
         if self.device != "auto":

@@ -1,0 +1,184 @@
+"""`tryon generate` and `tryon labels` on tiny checkpoints made with save_checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tryon.checkpoint import save_checkpoint
+from tryon.cli import main
+from tryon.commands.generate import condition_vector, parse_seeds
+from tryon.errors import InputError
+from tryon.nn import Generator
+
+RES = 8
+SCHEMA = {
+    "columns": [
+        {"name": "articleType", "values": ["Tshirts", "Shirts", "Jeans"], "offset": 0},
+        {"name": "gender", "values": ["Men", "Women"], "offset": 3},
+    ],
+    "dim": 5,
+}
+
+
+def _tiny_g(c_dim: int, seed: int) -> tuple[Generator, dict[str, Any]]:
+    kwargs: dict[str, Any] = dict(
+        z_dim=4, c_dim=c_dim, w_dim=4, img_resolution=RES, img_channels=3,
+        mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=16, channel_max=4),
+    )
+    torch.manual_seed(seed)
+    G = Generator(**kwargs).eval()
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return G, kwargs
+
+
+@pytest.fixture(scope="module")
+def cond_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Generator]:
+    G, kwargs = _tiny_g(5, 0)
+    path = tmp_path_factory.mktemp("cond") / "ckpt"
+    save_checkpoint(path, {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}}, "label_schema": SCHEMA})
+    return path, G
+
+
+@pytest.fixture(scope="module")
+def uncond_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    G, kwargs = _tiny_g(0, 1)
+    path = tmp_path_factory.mktemp("uncond") / "ckpt"
+    return save_checkpoint(path, {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}}})
+
+
+@pytest.fixture(scope="module")
+def raw_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Conditional, but without label names (like an imported NVlabs snapshot)."""
+    G, kwargs = _tiny_g(3, 2)
+    path = tmp_path_factory.mktemp("raw") / "ckpt"
+    return save_checkpoint(path, {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}}})
+
+
+def _expected_image(G: Generator, seed: int, c: list[float], psi: float = 1.0) -> np.ndarray:
+    """What NVlabs' generate.py does for one seed, as uint8 HWC."""
+    z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+    with torch.no_grad():
+        img = G(z, torch.tensor([c]), truncation_psi=psi, noise_mode="const")
+    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("1,5,9") == [1, 5, 9]
+    assert parse_seeds("7, 2-3,2") == [7, 2, 3]
+    for bad in ("", "a", "3-1", "1-", "-2", "1,,2", str(2**32)):
+        with pytest.raises(InputError, match="bad --seeds"):
+            parse_seeds(bad)
+
+
+def test_condition_vector_rules() -> None:
+    assert condition_vector(5, SCHEMA, ["articleType=Jeans", "gender=Women"]).tolist() == [0, 0, 1, 0, 1]
+    assert condition_vector(5, None, ["3"], [0]).tolist() == [1, 0, 0, 1, 0]
+    assert condition_vector(0, None).shape == (0,)
+    with pytest.raises(InputError, match="unconditional"):
+        condition_vector(0, None, ["1"])
+    with pytest.raises(InputError, match="conditional"):
+        condition_vector(5, SCHEMA)
+    with pytest.raises(InputError, match="no label names"):
+        condition_vector(3, None, ["gender=Men"])
+    with pytest.raises(InputError, match="out of range"):
+        condition_vector(3, None, [], [3])
+    with pytest.raises(InputError, match="unknown value 'Kids'"):
+        condition_vector(5, SCHEMA, ["gender=Kids"])
+
+
+def test_generate_grid(cond_ckpt: tuple[Path, Generator], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt, G = cond_ckpt
+    out = tmp_path / "grid.png"
+    rc = main(["generate", "--checkpoint", str(ckpt), "--label", "articleType=Shirts", "--label", "gender=Men",
+               "--seeds", "0-4", "--truncation", "0.7", "--out", str(out)])
+    assert rc == 0
+    assert "wrote a grid of 5 images" in capsys.readouterr().out
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (2 * RES, 3 * RES, 3)  # 5 images -> 3 columns, 2 rows.
+    c = [0, 1, 0, 1, 0]
+    for i, seed in enumerate(range(5)):
+        row, col = divmod(i, 3)
+        cell = grid[row * RES : (row + 1) * RES, col * RES : (col + 1) * RES]
+        np.testing.assert_array_equal(cell, _expected_image(G, seed, c, psi=0.7))
+    assert not grid[RES:, 2 * RES :].any()  # The empty sixth cell stays black.
+
+
+def test_generate_per_seed_files_are_deterministic(cond_ckpt: tuple[Path, Generator], tmp_path: Path) -> None:
+    ckpt, G = cond_ckpt
+    out = tmp_path / "samples"
+    assert main(["generate", "--checkpoint", str(ckpt), "--class-index", "2", "--label", "4",
+                 "--seeds", "3,12", "--out", f"{out}/"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["seed0003.png", "seed0012.png"]
+    # The same seed gives the same image alone, in another list, and by label name.
+    alone = tmp_path / "alone"
+    assert main(["generate", "--checkpoint", str(ckpt), "--label", "articleType=Jeans", "--label", "gender=Women",
+                 "--seeds", "12", "--out", f"{alone}/"]) == 0
+    a = np.asarray(Image.open(out / "seed0012.png"))
+    np.testing.assert_array_equal(a, np.asarray(Image.open(alone / "seed0012.png")))
+    np.testing.assert_array_equal(a, _expected_image(G, 12, [0, 0, 1, 0, 1]))
+    assert not np.array_equal(a, np.asarray(Image.open(out / "seed0003.png")))
+
+
+def test_generate_unconditional_and_raw_index(uncond_ckpt: Path, raw_ckpt: Path, tmp_path: Path) -> None:
+    assert main(["generate", "--checkpoint", str(uncond_ckpt), "--seeds", "0-1", "--noise-mode", "random",
+                 "--out", str(tmp_path / "u.png")]) == 0
+    first = np.asarray(Image.open(tmp_path / "u.png"))
+    assert main(["generate", "--checkpoint", str(uncond_ckpt), "--seeds", "0-1", "--noise-mode", "random",
+                 "--out", str(tmp_path / "u2.png")]) == 0
+    np.testing.assert_array_equal(first, np.asarray(Image.open(tmp_path / "u2.png")))  # Seeded noise.
+    assert main(["generate", "--checkpoint", str(raw_ckpt), "--label", "2", "--seeds", "0",
+                 "--out", str(tmp_path / "r.png")]) == 0
+    assert Image.open(tmp_path / "r.png").size == (RES, RES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--label", "colour=Black"], "unknown label 'colour'; the labels are: articleType, gender"),
+        (["--label", "gender=Kids"], "unknown value 'Kids' for label 'gender'"),
+        ([], "this generator is conditional"),
+        (["--seeds", "5-1"], "runs backwards"),
+        (["--out", "grid.gif"], "must end in .png or .jpg"),
+        (["--checkpoint", "/nonexistent/ckpt"], "no checkpoint at /nonexistent/ckpt"),
+        (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "nope"], "--device"),
+    ],
+)
+def test_generate_bad_input_is_one_line(
+    cond_ckpt: tuple[Path, Generator], tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+    message: str,
+) -> None:
+    base = {"--checkpoint": str(cond_ckpt[0]), "--seeds": "0-1", "--out": str(tmp_path / "g.png")}
+    argv = ["generate"]
+    for key, value in base.items():
+        if key not in args:
+            argv += [key, value]
+    rc = main(argv + args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0
+    assert len(err) == 1 and err[0].startswith("tryon generate: error:")
+    assert message in err[0]
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_labels_lists_columns(
+    cond_ckpt: tuple[Path, Generator], uncond_ckpt: Path, raw_ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["labels", "--checkpoint", str(cond_ckpt[0])]) == 0
+    out = capsys.readouterr().out
+    assert "articleType (3 values):" in out and "Tshirts, Shirts, Jeans" in out and "gender (2 values)" in out
+    assert main(["labels", "--checkpoint", str(uncond_ckpt)]) == 0
+    assert "unconditional" in capsys.readouterr().out
+    assert main(["labels", "--checkpoint", str(raw_ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "no label names" in out and "0..2" in out
+    assert main(["labels", "--checkpoint", "/nonexistent"]) == 1
+    assert capsys.readouterr().err.strip() == "tryon labels: error: no checkpoint at /nonexistent: folder not found"
