@@ -15,3 +15,7 @@ class CheckpointError(TryonError):
 
 class UnsafePickleError(CheckpointError):
     """A pickle asked for something outside the allow-list (code, an unknown class)."""
+
+
+class LabelSchemaError(CheckpointError, InputError):
+    """A label schema is malformed (in a checkpoint's config or a dataset's label_schema.json)."""

@@ -112,7 +112,7 @@ def condition_vector(
     """
     import numpy as np
 
-    from tryon.checkpoint import LabelSchema
+    from tryon.labels import LabelSchema
 
     if c_dim == 0:
         if labels or class_indices:
@@ -255,7 +255,8 @@ def _device(name: str) -> torch.device:
 
 
 def run_labels(args: argparse.Namespace) -> int:
-    from tryon.checkpoint import LabelSchema, read_checkpoint_config
+    from tryon.checkpoint import read_checkpoint_config
+    from tryon.labels import LabelSchema
 
     doc = read_checkpoint_config(args.checkpoint)
     entry = doc["networks"].get(args.network)

@@ -1,0 +1,128 @@
+"""Label schemas: the names of the condition vector `c` of a conditional generator.
+
+A schema lays `c` out as concatenated one-hot blocks, one per column (e.g. article-type group,
+colour group, gender, view). Datasets write it (`label_schema.json` in the zip), checkpoints carry
+it (`config.json`), and the CLI/API read names through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tryon.errors import InputError, LabelSchemaError
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelColumn:
+    """One categorical label: a one-hot block `c[offset : offset + len(values)]`."""
+
+    name: str                       # E.g. "articleType".
+    values: tuple[str, ...]         # E.g. ("Tshirts", "Shirts", ...), in one-hot order.
+    offset: int                     # Index of the first value in the condition vector.
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSchema:
+    """The condition vector of a conditional G: concatenated one-hot blocks, one per column.
+
+    Read from a checkpoint's `label_schema` by `LabelSchema.from_json`, which accepts:
+
+    - `{"columns": [{"name": str, "values": [...], "offset": int?}, ...], "dim": int?}`, or
+    - `{"columns": {name: [values...] | {"values": [...], "offset": int?}, ...}, "dim": int?}`.
+
+    Values may be strings or numbers (compared as strings). A missing `offset` follows the previous
+    column; a missing `dim` is the end of the last column. Other keys are ignored.
+    """
+
+    columns: tuple[LabelColumn, ...]
+    dim: int
+
+    @classmethod
+    def from_json(cls, raw: Any) -> LabelSchema:
+        if not isinstance(raw, Mapping) or "columns" not in raw:
+            raise LabelSchemaError("label_schema must be an object with a 'columns' entry")
+        raw_columns = raw["columns"]
+        items: list[tuple[Any, Any]]
+        if isinstance(raw_columns, Mapping):
+            items = list(raw_columns.items())
+        elif isinstance(raw_columns, list):
+            items = []
+            for entry in raw_columns:
+                if not isinstance(entry, Mapping) or "name" not in entry:
+                    raise LabelSchemaError("label_schema: every column needs a 'name'")
+                items.append((entry["name"], entry))
+        else:
+            raise LabelSchemaError("label_schema: 'columns' must be a list or an object")
+        columns: list[LabelColumn] = []
+        next_offset = 0
+        for name, entry in items:
+            values_raw = entry.get("values") if isinstance(entry, Mapping) else entry
+            offset = entry.get("offset") if isinstance(entry, Mapping) else None
+            if not isinstance(name, str) or not name:
+                raise LabelSchemaError(f"label_schema: bad column name {name!r}")
+            if not isinstance(values_raw, list) or not values_raw:
+                raise LabelSchemaError(f"label_schema: column {name!r} needs a non-empty list of values")
+            if not all(isinstance(v, str | int | float | bool) for v in values_raw):
+                raise LabelSchemaError(f"label_schema: column {name!r} has values that are not strings")
+            values = tuple(str(v) for v in values_raw)
+            if len(set(values)) != len(values):
+                raise LabelSchemaError(f"label_schema: column {name!r} repeats a value")
+            offset = next_offset if offset is None else offset
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                raise LabelSchemaError(f"label_schema: column {name!r} has a bad offset {offset!r}")
+            columns.append(LabelColumn(name=name, values=values, offset=offset))
+            next_offset = offset + len(values)
+        if len({c.name for c in columns}) != len(columns):
+            raise LabelSchemaError("label_schema: a column name appears twice")
+        end = max(c.offset + len(c.values) for c in columns) if columns else 0
+        dim = raw.get("dim", end)
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < end:
+            raise LabelSchemaError(f"label_schema: dim {dim!r} is smaller than the columns need ({end})")
+        used = np.zeros([dim], dtype=bool)
+        for col in columns:
+            block = used[col.offset : col.offset + len(col.values)]
+            if block.any():
+                raise LabelSchemaError(f"label_schema: column {col.name!r} overlaps another column")
+            block[:] = True
+        return cls(columns=tuple(columns), dim=dim)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "columns": [{"name": c.name, "values": list(c.values), "offset": c.offset} for c in self.columns],
+            "dim": self.dim,
+        }
+
+    def column(self, name: str) -> LabelColumn:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        folded = [c for c in self.columns if c.name.casefold() == name.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        known = ", ".join(c.name for c in self.columns)
+        raise InputError(f"unknown label {name!r}; the labels are: {known}")
+
+    def index(self, name: str, value: str) -> int:
+        """Position in the condition vector of `name=value` (names and values match exactly, or
+        else case-insensitively when that is unambiguous)."""
+        col = self.column(name)
+        if value in col.values:
+            return col.offset + col.values.index(value)
+        folded = [i for i, v in enumerate(col.values) if v.casefold() == value.casefold()]
+        if len(folded) == 1:
+            return col.offset + folded[0]
+        shown = ", ".join(col.values[:30]) + (", ..." if len(col.values) > 30 else "")
+        raise InputError(f"unknown value {value!r} for label {col.name!r}; its values are: {shown}")
+
+    def encode(self, labels: Mapping[str, str]) -> np.ndarray:
+        """{name: value} -> condition vector float32 [dim] (one 1 per given column, zeros elsewhere)."""
+        c = np.zeros([self.dim], dtype=np.float32)
+        for name, value in labels.items():
+            c[self.index(name, value)] = 1
+        return c
+
+
