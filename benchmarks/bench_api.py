@@ -1,0 +1,264 @@
+"""Load test of the API on loopback: p50/p95 latency and throughput at 1, 8 and 32 concurrent
+clients, with dynamic batching on and off.
+
+A real `tryon serve` runs in a subprocess on 127.0.0.1 (a fresh data dir, SQLite, in-process job
+workers); clients are asyncio + httpx. Every cell is bounded in requests (--requests) and in time
+(--seconds): the load stops by itself. Scenarios:
+
+- outfit: POST /v1/outfits (one generation, answered when the image is stored)
+- outfit_job: POST /v1/outfits with `Prefer: respond-async`, then GET /v1/jobs/{id}?wait=10 until done
+- image: GET /v1/images/{id} of an existing outfit (storage path only; batching does not apply)
+
+Catalog and try-on requests join when those endpoints exist. The model is --checkpoint (e.g. the
+shipped tryon/assets/fashion) or, by default, a random serving-sized 64 px conditional generator:
+the timings are about the service, not image quality.
+
+    python benchmarks/bench_api.py                                  # all scenarios, 1/8/32 clients
+    python benchmarks/bench_api.py --scenarios outfit --clients 1 8 --requests 64 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+SCHEMA = {
+    "columns": [
+        {"name": "articleType", "values": ["Tshirts", "Shirts", "Jeans", "Dresses"]},
+        {"name": "baseColour", "values": ["Black", "White", "Blue", "Red"]},
+        {"name": "gender", "values": ["Men", "Women"]},
+        {"name": "view", "values": ["flat", "on_model"]},
+    ]
+}
+
+
+def make_random_checkpoint(directory: Path) -> Path:
+    """A random conditional Generator at 64 px, sized like bench_generator's 64 px serving config."""
+    import torch
+
+    from tryon.checkpoint import save_checkpoint
+    from tryon.nn import Generator
+
+    kwargs = {
+        "z_dim": 256,
+        "c_dim": 12,
+        "w_dim": 256,
+        "img_resolution": 64,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 2},
+        "synthesis_kwargs": {"channel_base": 8192, "channel_max": 256},
+    }
+    torch.manual_seed(0)
+    G = Generator(**kwargs).eval()  # type: ignore[arg-type]
+    return save_checkpoint(directory, {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}}, "label_schema": SCHEMA})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`tryon serve` in a subprocess, stopped with SIGINT."""
+
+    def __init__(self, checkpoint: Path, batch_max_size: int, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRYON_")}
+        env.update(
+            TRYON_DATA_DIR=str(data_dir),
+            TRYON_FASHION_CHECKPOINT=str(checkpoint),
+            TRYON_BATCH_MAX_SIZE=str(batch_max_size),
+            TRYON_RATE_LIMIT_PER_MINUTE="0",
+            TRYON_LOG_LEVEL=os.environ.get("TRYON_LOG_LEVEL", "WARNING"),
+            TRYON_DEVICE="cpu",
+        )
+        self.log = open(data_dir.parent / f"server-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tryon.cli", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode} (see {self.log.name})")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the server did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(2)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
+    """`clients` concurrent loops sharing a budget of `requests` requests and `seconds` seconds."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        token = (await http.post("/v1/sessions")).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        image_url = None
+        if scenario == "image":
+            outfit = (await http.post("/v1/outfits", headers=auth, json={"category": "Jeans", "seed": 1})).json()
+            image_url = outfit["image"]["url"]
+        for seed in range(2):  # Warm-up: the model is loaded and the code paths are hot.
+            await http.post("/v1/outfits", headers=auth, json={"category": "Tshirts", "seed": seed})
+        metrics_before = _batch_metrics((await http.get("/metrics")).text)
+
+        latencies: list[float] = []
+        errors = 0
+        issued = 0
+        deadline = time.monotonic() + seconds
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            body = {"category": ["Tshirts", "Shirts", "Jeans"][i % 3], "colour": "Black", "seed": 1000 + i}
+            t0 = time.perf_counter()
+            if scenario == "outfit":
+                r = await http.post("/v1/outfits", headers=auth, json=body)
+                ok = r.status_code == 201
+            elif scenario == "outfit_job":
+                r = await http.post("/v1/outfits", headers={**auth, "Prefer": "respond-async"}, json=body)
+                ok = r.status_code == 202
+                job_id = r.json()["id"] if ok else None
+                while ok:  # Long poll: the answer comes when the job finishes (or after 10 s).
+                    job = (await http.get(f"/v1/jobs/{job_id}", headers=auth, params={"wait": 10})).json()
+                    if job["status"] in ("succeeded", "failed"):
+                        ok = job["status"] == "succeeded"
+                        break
+            else:
+                assert image_url is not None
+                r = await http.get(image_url, headers=auth)
+                ok = r.status_code == 200
+            if ok:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                errors += 1
+
+        async def loop() -> None:
+            nonlocal issued
+            while issued < requests and time.monotonic() < deadline:
+                i = issued
+                issued += 1
+                await one(i)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        wall = time.perf_counter() - started
+        metrics_after = _batch_metrics((await http.get("/metrics")).text)
+
+    batches = metrics_after[1] - metrics_before[1]
+    items = metrics_after[0] - metrics_before[0]
+    lat = sorted(latencies)
+    return {
+        "scenario": scenario,
+        "clients": clients,
+        "requests": len(lat),
+        "errors": errors,
+        "seconds": round(wall, 3),
+        "throughput_rps": round(len(lat) / wall, 2) if wall > 0 else 0.0,
+        "p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
+        "p95_ms": round(1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None,
+        "mean_batch": round(items / batches, 2) if batches else None,
+    }
+
+
+def _batch_metrics(text: str) -> tuple[float, float]:
+    """(items, forward passes) so far, from tryon_batch_size_sum / _count."""
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("tryon_batch_size_sum"):
+            total = float(line.split()[-1])
+        elif line.startswith("tryon_batch_size_count"):
+            count = float(line.split()[-1])
+    return total, count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="fashion checkpoint (default: random 64 px)")
+    parser.add_argument("--scenarios", nargs="+", default=["outfit", "outfit_job", "image"])
+    parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=64, help="requests per cell (default 64)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time limit per cell (default 30)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 1], help="8 = batching on, 1 = off")
+    args = parser.parse_args()
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench_api-") as tmp:
+        checkpoint = args.checkpoint or make_random_checkpoint(Path(tmp) / "fashion")
+        for batch in args.batch_sizes:
+            server = Server(checkpoint, batch, Path(tmp) / f"data-b{batch}")
+            try:
+                server.wait_ready()
+                for scenario in args.scenarios:
+                    if scenario == "image" and batch != args.batch_sizes[0]:
+                        continue  # Batching does not touch this path.
+                    for clients in args.clients:
+                        row = asyncio.run(run_cell(server.url, scenario, clients, args.requests, args.seconds))
+                        row["batching"] = "on" if batch > 1 else "off"
+                        row["batch_max_size"] = batch
+                        rows.append(row)
+                        print(
+                            f"{scenario:<11} batching {row['batching']:<3} clients {clients:>2}: "
+                            f"{row['requests']:>3} ok {row['errors']} err  {row['throughput_rps']:>7.2f} req/s  "
+                            f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean batch {row['mean_batch']}",
+                            flush=True,
+                        )
+            finally:
+                server.stop()
+
+    print()
+    header = f"{'scenario':<11} {'batching':<8} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'batch':>6}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['scenario']:<11} {r['batching']:<8} {r['clients']:>7} {r['throughput_rps']:>8.2f} "
+            f"{r['p50_ms'] or 0:>8.1f} {r['p95_ms'] or 0:>8.1f} {r['mean_batch'] or 0:>6.2f}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "bench_api.json"
+    doc = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "model": str(args.checkpoint) if args.checkpoint else "random conditional G, 64 px (make_random_checkpoint)",
+        "requests_per_cell": args.requests,
+        "seconds_per_cell": args.seconds,
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""POST /v1/faces (upload a face photo), GET and DELETE /v1/faces/{id}.
+
+An upload is checked in this order, each with its own status: the body size (413, before it is
+read), an empty file (400), the file signature against the allow-list JPEG / PNG / WebP (415), the
+pixel count from the header before decoding (413), decoding (400 for a truncated or corrupt file),
+then face alignment (422 when there is no face). The photo is stored upright (EXIF applied) and
+without its metadata (no GPS, no camera serial), with the aligned face beside it.
+
+When a face projection pipeline is installed (job kind "face.project"), the upload also queues its
+projection job; `Idempotency-Key` then makes a retried upload return the first face.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Header, Response, UploadFile, status
+from sqlalchemy.orm import Session
+
+from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
+from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.records import save_image
+from tryon.api.runtime import Runtime
+from tryon.api.schemas import FacePublic, image_public, job_public
+from tryon.db import repositories as repo
+from tryon.db.blobs import sha256_hex
+from tryon.db.models import Face
+
+router = APIRouter(prefix="/v1", tags=["faces"])
+
+FACE_ALIGN_RES = 256                    # Side of the stored aligned crop, px.
+PROJECT_JOB = "face.project"
+
+# Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
+_ALLOWED_SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
+_OTHER_SIGNATURES = {
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "BMP": (b"BM",),
+    "TIFF": (b"II*\x00", b"MM\x00*"),
+    "PDF": (b"%PDF",),
+}
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """ "JPEG", "PNG" or "WEBP" from the file's first bytes; None for anything else."""
+    for name, prefixes in _ALLOWED_SIGNATURES.items():
+        if data.startswith(prefixes):
+            return name
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _describe_unsupported(data: bytes) -> str:
+    for name, prefixes in _OTHER_SIGNATURES.items():
+        if data.startswith(prefixes):
+            return f"a {name} file"
+    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
+        return "a HEIC/AVIF photo"
+    try:
+        data[:4096].decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "not an image we can read"
+
+
+def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
+    """The uploaded file's bytes, refusing more than `max_bytes` (413) and empty files (400)."""
+    data = upload.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ApiError(413, f"the file is too large: at most {max_bytes:,} bytes")
+    if not data:
+        raise ApiError(400, "the file is empty: send a JPEG, PNG or WebP photo")
+    return data
+
+
+def decode_upload(data: bytes, *, name: str, runtime: Runtime) -> Any:
+    """Allow-listed, size-checked, decoded, EXIF-upright RGB PIL image (errors map to 400/413/415)."""
+    from tryon.vision.io import UPLOAD_FORMATS, ImageLimits, load_image
+
+    if sniff_image_format(data) is None:
+        raise ApiError(415, f"{name} is {_describe_unsupported(data)}, not an allowed image: send a JPEG, PNG or WebP")
+    settings = runtime.settings
+    limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+    return load_image(data, limits=limits, formats=UPLOAD_FORMATS, name=name)
+
+
+def _face_public(session: Session, face: Face) -> FacePublic:
+    images = repo.face_images(session, face_id=face.id)
+    by_kind = {img.kind: img for img in images}
+    alignment = face.alignment or {}
+    found = alignment.get("faces_found")
+    note = None
+    if isinstance(found, int) and found > 1:
+        note = (
+            f"{found} faces were found in the photo; the largest was used. To use another, upload a photo "
+            "(or a crop) that shows only that face."
+        )
+    job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
+    return FacePublic(
+        id=face.id,
+        status=face.status,
+        photo=image_public(by_kind["face_photo"]) if "face_photo" in by_kind else None,
+        aligned=image_public(by_kind["face_aligned"]) if "face_aligned" in by_kind else None,
+        images=[image_public(img) for img in images],
+        faces_found=found if isinstance(found, int) else None,
+        note=note,
+        projection_job=job_public(job) if job is not None else None,
+        created_at=face.created_at,
+    )
+
+
+@router.post(
+    "/faces",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FacePublic,
+    responses={
+        200: {"model": FacePublic, "description": "Same Idempotency-Key: the first upload's face"},
+        **error_docs(400, 401, 403, 409, 413, 415, 422, 429),
+    },
+)
+def upload_face(
+    file: Annotated[UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.")],
+    principal: ShopperDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> FacePublic:
+    """Upload a face photo. The caller owns it; it is kept until `DELETE /v1/faces/{id}`."""
+    from tryon.face.align import align_face
+
+    name = f"the upload {file.filename!r}" if file.filename else "the upload"
+    data = read_upload(file, runtime.settings.max_upload_bytes)
+    photo_sha = sha256_hex(data)
+    project = PROJECT_JOB in runtime.registry
+    if project and idempotency_key:
+        earlier = repo.find_job_by_idempotency_key(session, owner_id=principal.owner_id, key=idempotency_key)
+        if earlier is not None:
+            repo.check_same_request(earlier, kind=PROJECT_JOB, request={"photo_sha256": photo_sha})
+            face_id = earlier.payload.get("face_id")
+            face = repo.get_face(session, face_id=face_id, owner_id=principal.owner_id) if face_id else None
+            if face is None:
+                raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to a face that was deleted")
+            response.status_code = status.HTTP_200_OK
+            return _face_public(session, face)
+    session.rollback()
+
+    image = decode_upload(data, name=name, runtime=runtime)
+    faces = align_face(image, FACE_ALIGN_RES, which="all")  # NoFaceError -> 422.
+    best = faces[0]
+    alignment = {
+        "faces_found": len(faces),
+        "res": FACE_ALIGN_RES,
+        "score": round(float(best.score), 4),
+        "coverage": round(float(best.coverage), 4),
+        "quad": [[round(float(v), 2) for v in p] for p in best.quad],
+        "eyes": [[round(float(v), 2) for v in p] for p in best.eyes],
+        "photo_size": list(image.size),
+    }
+    face = repo.create_face(session, owner_id=principal.owner_id, alignment=alignment)
+    save_image(
+        session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image, kind="face_photo", face_id=face.id
+    )
+    save_image(
+        session,
+        blobs=runtime.blobs,
+        owner_id=principal.owner_id,
+        image=best.image,
+        kind="face_aligned",
+        face_id=face.id,
+    )
+    session.commit()
+    if project:
+        job, _ = runtime.queue.submit(
+            owner_id=principal.owner_id,
+            kind=PROJECT_JOB,
+            payload={"face_id": face.id, "photo_sha256": photo_sha},
+            idempotency_key=idempotency_key,
+            identity={"photo_sha256": photo_sha},
+        )
+        face.projection_job_id = job.id
+        face.status = "projecting"
+        session.add(face)
+        session.commit()
+    return _face_public(session, face)
+
+
+@router.get("/faces/{face_id}", response_model=FacePublic, responses=error_docs(401, 403, 404))
+def get_face(face_id: str, principal: ShopperDep, session: SessionDep) -> FacePublic:
+    """One of the caller's faces, with every image derived from it and its projection job."""
+    face = repo.get_face(session, face_id=face_id, owner_id=principal.owner_id)
+    if face is None:
+        raise not_found("face", face_id)
+    return _face_public(session, face)
+
+
+@router.delete("/faces/{face_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_docs(401, 403, 404))
+def delete_face(face_id: str, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep) -> None:
+    """Delete the face: its photo, its latents, its edits and try-ons, and every image derived from it."""
+    dropped = repo.delete_face(session, face_id=face_id, owner_id=principal.owner_id)
+    if dropped is None:
+        raise not_found("face", face_id)
+    session.commit()
+    repo.purge_blob_files(session, blobs=runtime.blobs, shas=dropped)

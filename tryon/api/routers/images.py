@@ -1,0 +1,81 @@
+"""GET /v1/images/{id}: a stored image of the caller, as PNG or WebP."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from PIL import Image as PILImage
+
+from tryon.api.deps import PrincipalDep, RuntimeDep, SessionDep
+from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.records import PNG, WEBP, encode_image
+from tryon.db import repositories as repo
+
+router = APIRouter(prefix="/v1", tags=["images"])
+
+_FORMATS = {"png": PNG, "webp": WEBP}
+
+
+def choose_media_type(fmt: str | None, accept: str | None) -> str:
+    """?format= wins; else WebP when the client accepts it and prefers it to PNG; else PNG."""
+    if fmt is not None:
+        return _FORMATS[fmt]
+    if not accept:
+        return PNG
+    prefs: dict[str, float] = {}
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        q = 1.0
+        for f in fields[1:]:
+            if f.startswith("q="):
+                try:
+                    q = float(f[2:])
+                except ValueError:
+                    q = 0.0
+        prefs[fields[0].lower()] = q
+    webp = prefs.get(WEBP, 0.0)
+    png = prefs.get(PNG, prefs.get("image/*", prefs.get("*/*", 0.0)))
+    if webp > 0 and webp > png:
+        return WEBP
+    if webp > 0 and PNG not in prefs:
+        return WEBP
+    return PNG
+
+
+@router.get(
+    "/images/{image_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {PNG: {}, WEBP: {}}, "description": "The image"},
+        **error_docs(401, 404),
+    },
+)
+def get_image(
+    image_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    format: Annotated[Literal["png", "webp"] | None, Query(description="png or webp (default: by Accept)")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """One of the caller's images. PNG by default; WebP with `?format=webp` or `Accept: image/webp`."""
+    image = repo.get_image(session, image_id=image_id, owner_id=principal.owner_id)
+    if image is None:
+        raise not_found("image", image_id)
+    media_type = choose_media_type(format, accept)
+    try:
+        data = runtime.blobs.get(image.blob_sha256)
+    except FileNotFoundError:
+        raise ApiError(410, f"the data of image {image_id!r} is gone (it was deleted)") from None
+    if media_type != image.media_type:
+        with PILImage.open(io.BytesIO(data)) as pil:
+            pil.load()
+            data = encode_image(pil, media_type)
+    etag = f'"{image.blob_sha256[:32]}-{media_type.split("/")[1]}"'
+    return Response(
+        content=data,
+        media_type=media_type,
+        headers={"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable", "Vary": "Accept"},
+    )

@@ -1,0 +1,565 @@
+"""Reads and writes of the service database, one keyword-only function per operation.
+
+Functions take an open `Session` and never commit: the caller owns the transaction (a request, a
+job step). Ownership is part of every lookup a caller can reach (`owner_id=`): a row of another
+owner is simply not found, so the API answers 404 and never reveals that it exists.
+
+Secrets (session tokens, API keys) are returned once in plain text by the function that creates
+them and stored only as sha256 digests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tryon.db.blobs import BlobStore
+from tryon.db.models import (
+    ApiKey,
+    Base,
+    Blob,
+    Edit,
+    Face,
+    Image,
+    Job,
+    JobStatus,
+    Outfit,
+    Owner,
+    OwnerKind,
+    Scope,
+    SessionToken,
+    TryOn,
+    new_id,
+    utcnow,
+)
+from tryon.errors import TryonError
+
+SESSION_TOKEN_PREFIX = "tys_"           # Anonymous shopper sessions (Authorization: Bearer ...).
+API_KEY_PREFIX = "tyk_"                 # API keys (X-API-Key: ...).
+_SHOWN_PREFIX_LENGTH = 12               # Characters of a key kept in clear to tell keys apart.
+
+
+class IdempotencyConflictError(TryonError):
+    """An idempotency key was used again with a different request."""
+
+
+def token_digest(token: str) -> str:
+    """sha256 hex of a secret token: what the database stores instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Owners, sessions, API keys.
+
+
+def create_owner(session: Session, *, kind: OwnerKind, name: str | None = None) -> Owner:
+    owner = Owner(id=new_id(), kind=kind.value, name=name, created_at=utcnow())
+    session.add(owner)
+    session.flush()  # Rows that refer to it are inserted after it (the models declare no relationships).
+    return owner
+
+
+def create_session_token(
+    session: Session, *, ttl: dt.timedelta, now: dt.datetime | None = None
+) -> tuple[SessionToken, str]:
+    """A new anonymous owner and its session. Returns (row, bearer token shown once)."""
+    now = now or utcnow()
+    owner = create_owner(session, kind=OwnerKind.SESSION)
+    token = _new_secret(SESSION_TOKEN_PREFIX)
+    row = SessionToken(
+        id=new_id(), owner_id=owner.id, token_hash=token_digest(token), created_at=now, expires_at=now + ttl
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def find_session(session: Session, *, token: str, now: dt.datetime | None = None) -> SessionToken | None:
+    """The live (unexpired) session of a bearer token, or None."""
+    now = now or utcnow()
+    row = session.scalar(select(SessionToken).where(SessionToken.token_hash == token_digest(token)))
+    if row is None or row.expires_at <= now:
+        return None
+    return row
+
+
+def parse_scopes(scopes: Iterable[str]) -> list[str]:
+    """Validated, de-duplicated scope names in a fixed order; ValueError names the allowed ones."""
+    known = [s.value for s in Scope]
+    chosen = set()
+    for scope in scopes:
+        if scope not in known:
+            raise ValueError(f"unknown scope {scope!r}; the scopes are: {', '.join(known)}")
+        chosen.add(scope)
+    if not chosen:
+        raise ValueError(f"an API key needs at least one scope ({', '.join(known)})")
+    return [s for s in known if s in chosen]
+
+
+def create_api_key(
+    session: Session, *, name: str, scopes: Iterable[str], owner_id: str | None = None
+) -> tuple[ApiKey, str]:
+    """A new API key (for a new client owner unless `owner_id` is given). Returns (row, key shown once)."""
+    scope_list = parse_scopes(scopes)
+    if owner_id is None:
+        owner_id = create_owner(session, kind=OwnerKind.CLIENT, name=name).id
+    key = _new_secret(API_KEY_PREFIX)
+    row = ApiKey(
+        id=new_id(),
+        owner_id=owner_id,
+        name=name,
+        prefix=key[:_SHOWN_PREFIX_LENGTH],
+        key_hash=token_digest(key),
+        scopes=" ".join(scope_list),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def find_api_key(session: Session, *, key: str) -> ApiKey | None:
+    """The unrevoked API key row of `key`, or None."""
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == token_digest(key)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
+
+
+def list_api_keys(session: Session) -> Sequence[ApiKey]:
+    return session.scalars(select(ApiKey).order_by(ApiKey.created_at)).all()
+
+
+def revoke_api_key(session: Session, *, key_id: str) -> bool:
+    """Revoke by id or by the shown prefix. False when no live key matches."""
+    row = session.scalar(
+        select(ApiKey).where(or_(ApiKey.id == key_id, ApiKey.prefix == key_id), ApiKey.revoked_at.is_(None))
+    )
+    if row is None:
+        return False
+    row.revoked_at = utcnow()
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------
+# Blobs and images.
+
+
+def store_blob(session: Session, *, blobs: BlobStore, data: bytes, media_type: str) -> Blob:
+    """Write `data` to the blob store (atomically) and record it. Same bytes, same row."""
+    digest = blobs.put(data)
+    row = session.get(Blob, digest)
+    if row is None:
+        row = Blob(sha256=digest, size=len(data), media_type=media_type, created_at=utcnow())
+        session.add(row)
+        session.flush()
+    return row
+
+
+def create_image(
+    session: Session,
+    *,
+    blobs: BlobStore,
+    owner_id: str,
+    data: bytes,
+    media_type: str,
+    width: int,
+    height: int,
+    kind: str,
+    face_id: str | None = None,
+) -> Image:
+    """Store encoded image bytes as a blob and record them as an image of `owner_id`.
+
+    `face_id`: the face this image derives from (deleting the face deletes the image).
+    """
+    blob = store_blob(session, blobs=blobs, data=data, media_type=media_type)
+    image = Image(
+        id=new_id(),
+        owner_id=owner_id,
+        blob_sha256=blob.sha256,
+        kind=kind,
+        media_type=media_type,
+        width=width,
+        height=height,
+        face_id=face_id,
+        created_at=utcnow(),
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def get_image(session: Session, *, image_id: str, owner_id: str) -> Image | None:
+    return session.scalar(select(Image).where(Image.id == image_id, Image.owner_id == owner_id))
+
+
+def _blob_references() -> list[Any]:
+    """Every column that refers to blobs.sha256 (found from the models, so new tables count)."""
+    columns = []
+    for table in Base.metadata.tables.values():
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "blobs":
+                columns.append(fk.parent)
+    return columns
+
+
+def drop_unreferenced_blobs(session: Session, *, shas: Iterable[str]) -> list[str]:
+    """Delete the rows of those blobs nobody refers to any more; returns their digests.
+
+    Call `purge_blob_files` with the result after the transaction commits.
+    """
+    session.flush()
+    dropped = []
+    for sha in sorted(set(shas)):
+        referenced = any(
+            session.scalar(select(func.count()).select_from(col.table).where(col == sha)) for col in _blob_references()
+        )
+        if not referenced:
+            session.execute(delete(Blob).where(Blob.sha256 == sha))
+            dropped.append(sha)
+    return dropped
+
+
+def purge_blob_files(session: Session, *, blobs: BlobStore, shas: Iterable[str]) -> int:
+    """After a commit: delete the files of dropped blobs that are still unrecorded (the same bytes may
+    have been stored again meanwhile). Returns how many files were removed."""
+    removed = 0
+    for sha in shas:
+        if session.get(Blob, sha) is None and blobs.delete(sha):
+            removed += 1
+    return removed
+
+
+# ----------------------------------------------------------------------------------------------------
+# Faces.
+
+
+def create_face(session: Session, *, owner_id: str, alignment: dict[str, Any] | None = None) -> Face:
+    face = Face(id=new_id(), owner_id=owner_id, status="uploaded", alignment=alignment, created_at=utcnow())
+    session.add(face)
+    session.flush()
+    return face
+
+
+def get_face(session: Session, *, face_id: str, owner_id: str) -> Face | None:
+    return session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == owner_id))
+
+
+def face_images(session: Session, *, face_id: str) -> Sequence[Image]:
+    """Every image derived from the face (its photo, the aligned crop, edits, try-ons, ...)."""
+    return session.scalars(select(Image).where(Image.face_id == face_id).order_by(Image.created_at)).all()
+
+
+def delete_face(session: Session, *, face_id: str, owner_id: str) -> list[str] | None:
+    """Delete a face with its edits, try-ons, every image derived from it and its latents.
+
+    Returns the digests of blobs nobody refers to any more (pass them to `purge_blob_files` after
+    committing), or None when the owner has no such face.
+    """
+    face = get_face(session, face_id=face_id, owner_id=owner_id)
+    if face is None:
+        return None
+    shas = set(session.scalars(select(Image.blob_sha256).where(Image.face_id == face_id)))
+    shas.update(s for s in session.scalars(select(Edit.latent_sha256).where(Edit.face_id == face_id)) if s)
+    if face.latent_sha256:
+        shas.add(face.latent_sha256)
+    # Children first, explicitly (the ON DELETE CASCADE of the schema is the safety net).
+    session.execute(delete(TryOn).where(TryOn.face_id == face_id))
+    session.execute(delete(Edit).where(Edit.face_id == face_id))
+    session.execute(delete(Image).where(Image.face_id == face_id))
+    session.delete(face)
+    return drop_unreferenced_blobs(session, shas=shas)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Outfits.
+
+
+def create_outfit(
+    session: Session,
+    *,
+    owner_id: str,
+    labels: dict[str, str],
+    seed: int,
+    truncation: float,
+    checkpoint: str,
+    image_id: str,
+) -> Outfit:
+    outfit = Outfit(
+        id=new_id(),
+        owner_id=owner_id,
+        labels=dict(labels),
+        seed=seed,
+        truncation=truncation,
+        checkpoint=checkpoint,
+        image_id=image_id,
+        created_at=utcnow(),
+    )
+    session.add(outfit)
+    session.flush()
+    return outfit
+
+
+def get_outfit(session: Session, *, outfit_id: str, owner_id: str) -> Outfit | None:
+    return session.scalar(select(Outfit).where(Outfit.id == outfit_id, Outfit.owner_id == owner_id))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Jobs.
+
+
+def request_fingerprint(kind: str, payload: dict[str, Any]) -> str:
+    """sha256 of a job request (kind + canonical JSON payload): what an idempotency key stands for."""
+    canonical = json.dumps({"kind": kind, "payload": payload}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create_job(
+    session: Session,
+    *,
+    owner_id: str,
+    kind: str,
+    payload: dict[str, Any],
+    max_attempts: int,
+    idempotency_key: str | None = None,
+    identity: dict[str, Any] | None = None,
+) -> tuple[Job, bool]:
+    """Queue a job. Returns (job, created).
+
+    With an idempotency key, the owner's earlier job with that key is returned (created False) when
+    the request is the same, and IdempotencyConflictError is raised when it differs. "The same" compares
+    kind + payload, or kind + `identity` when given (e.g. the uploaded photo's sha256 when the
+    payload holds ids made for this request). Two concurrent
+    requests with one key race on a unique constraint: the loser's session is rolled back and the
+    winner's job returned, so create keyed jobs before any other write of the transaction.
+    """
+    fingerprint = request_fingerprint(kind, payload if identity is None else identity)
+    if idempotency_key is not None:
+        existing = find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
+        if existing is not None:
+            return _same_request(existing, fingerprint, idempotency_key), False
+    now = utcnow()
+    job = Job(
+        id=new_id(),
+        owner_id=owner_id,
+        kind=kind,
+        status=JobStatus.QUEUED.value,
+        progress=0.0,
+        payload=payload,
+        attempts=0,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        session.rollback()
+        existing = find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
+        if existing is None:
+            raise
+        return _same_request(existing, fingerprint, idempotency_key), False
+    return job, True
+
+
+def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
+
+
+def check_same_request(job: Job, *, kind: str, request: dict[str, Any]) -> Job:
+    """`job` if it was made by the same request (kind + payload or identity), else IdempotencyConflictError."""
+    return _same_request(job, request_fingerprint(kind, request), job.idempotency_key or "")
+
+
+def _same_request(job: Job, fingerprint: str, key: str) -> Job:
+    if job.request_hash != fingerprint:
+        raise IdempotencyConflictError(
+            f"the idempotency key {key!r} was already used for a different request (job {job.id}); "
+            "use a new key for a new request"
+        )
+    return job
+
+
+def get_job(session: Session, *, job_id: str, owner_id: str | None = None) -> Job | None:
+    """A job by id; with `owner_id`, only that owner's."""
+    query = select(Job).where(Job.id == job_id)
+    if owner_id is not None:
+        query = query.where(Job.owner_id == owner_id)
+    return session.scalar(query)
+
+
+def claim_job(session: Session, *, job_id: str, lease_seconds: float, now: dt.datetime | None = None) -> str | None:
+    """Take a queued job: running, one more attempt, a fresh claim token and a lease.
+
+    Returns the claim token, or None when the job is not queued (already taken, finished, or
+    out of attempts). Safe against concurrent workers: one conditional UPDATE decides.
+    """
+    now = now or utcnow()
+    token = new_id()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value, Job.attempts < Job.max_attempts)
+        .values(
+            status=JobStatus.RUNNING.value,
+            claim_token=token,
+            attempts=Job.attempts + 1,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Job.started_at, now),
+            error=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return token if _rowcount(result) == 1 else None
+
+
+def heartbeat_job(
+    session: Session,
+    *,
+    job_id: str,
+    claim_token: str,
+    lease_seconds: float,
+    progress: float | None = None,
+    message: str | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Renew the lease (and record progress 0..1 / a message). False when the claim was lost."""
+    now = now or utcnow()
+    values: dict[str, Any] = {"lease_expires_at": now + dt.timedelta(seconds=lease_seconds), "updated_at": now}
+    if progress is not None:
+        values["progress"] = min(max(float(progress), 0.0), 1.0)
+    if message is not None:
+        values["message"] = message[:500]
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claim_token == claim_token, Job.status == JobStatus.RUNNING.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def finish_job(
+    session: Session, *, job_id: str, claim_token: str, result: dict[str, Any], now: dt.datetime | None = None
+) -> bool:
+    """Mark the job succeeded with its result. False when the claim was lost (the result is dropped)."""
+    now = now or utcnow()
+    outcome = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claim_token == claim_token, Job.status == JobStatus.RUNNING.value)
+        .values(
+            status=JobStatus.SUCCEEDED.value,
+            progress=1.0,
+            result=result,
+            error=None,
+            claim_token=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome) == 1
+
+
+def fail_job(
+    session: Session,
+    *,
+    job_id: str,
+    claim_token: str,
+    error: str,
+    retry: bool,
+    now: dt.datetime | None = None,
+) -> str | None:
+    """Record a failed try. With `retry` and attempts left the job is queued again, else it fails.
+
+    Returns the new status ("queued" or "failed"), or None when the claim was lost.
+    """
+    now = now or utcnow()
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.claim_token == claim_token))
+    if job is None or job.status != JobStatus.RUNNING.value:
+        return None
+    again = retry and job.attempts < job.max_attempts
+    status = JobStatus.QUEUED if again else JobStatus.FAILED
+    outcome = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claim_token == claim_token, Job.status == JobStatus.RUNNING.value)
+        .values(
+            status=status.value,
+            error=error,
+            claim_token=None,
+            lease_expires_at=None,
+            finished_at=None if again else now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return status.value if _rowcount(outcome) == 1 else None
+
+
+def requeue_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> tuple[list[str], list[str]]:
+    """Jobs whose worker died (running, lease expired): queue them again, or fail those out of tries.
+
+    Returns (requeued ids, failed ids). Safe to run from every worker at once.
+    """
+    now = now or utcnow()
+    stale = session.execute(
+        select(Job.id, Job.claim_token, Job.attempts, Job.max_attempts).where(
+            Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now
+        )
+    ).all()
+    requeued: list[str] = []
+    failed: list[str] = []
+    for job_id, token, attempts, max_attempts in stale:
+        again = attempts < max_attempts
+        values: dict[str, Any] = {
+            "status": (JobStatus.QUEUED if again else JobStatus.FAILED).value,
+            "claim_token": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if not again:
+            values["error"] = f"the worker running this job stopped responding ({attempts} tries)"
+            values["finished_at"] = now
+        outcome = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.claim_token == token, Job.status == JobStatus.RUNNING.value)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(outcome) == 1:
+            (requeued if again else failed).append(job_id)
+    return requeued, failed
+
+
+def queued_job_ids(session: Session) -> list[str]:
+    """Ids of the queued jobs, oldest first."""
+    return list(session.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED.value).order_by(Job.created_at)))
+
+
+def count_jobs_by_status(session: Session) -> dict[str, int]:
+    counts = {s.value: 0 for s in JobStatus}
+    for status, count in session.execute(select(Job.status, func.count()).group_by(Job.status)):
+        counts[status] = int(count)
+    return counts
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
