@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The venv's bin goes first on PATH so torch's cpp_extension finds ninja.
 export PATH := $(abspath $(BIN)):$(PATH)
-ARGS ?= --help
+# `make run` serves the API (shipped models, SQLite under ./data); `make run ARGS="generate ..."` runs any verb.
+ARGS ?= serve
 
 .PHONY: run test setup lint clean
 

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     job_workers: int | None = Field(
         None, ge=0, description="Job threads inside the API process; None = 2 with SQLite, 0 with Redis."
     )
-    job_lease_seconds: float = Field(60.0, gt=0, description="A running job whose worker is silent this long is retried.")
+    job_lease_seconds: float = Field(
+        60.0, gt=0, description="A running job whose worker is silent this long is retried."
+    )
     job_max_attempts: int = Field(3, ge=1, description="Tries per job before it fails (a worker death is a try).")
     session_ttl_hours: float = Field(24 * 30, gt=0, description="Lifetime of an anonymous shopper session.")
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per caller; 0 = no limit.")

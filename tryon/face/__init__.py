@@ -1,0 +1,1 @@
+"""Faces: alignment (`tryon.face.align`), and later projection, directions and edits."""
