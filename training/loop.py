@@ -1,0 +1,930 @@
+"""The StyleGAN2-ADA training loop (one process of a possibly distributed job).
+
+Each step takes one global batch and runs the phases Gmain, Greg (every G_reg_interval steps),
+Dmain and Dreg (every D_reg_interval steps); then updates G_ema, the image counter and ADA's p.
+Within a phase each process accumulates gradients over `batch / world_size / batch_gpu` rounds of
+`batch_gpu` images; DistributedDataParallel averages them over processes in the last round.
+
+Randomness is a function of (seed, step, phase, global round): the real images of a step are a slice
+of an endless sequence of per-epoch permutations, latents and generated labels come from a generator
+seeded per step, and the global torch RNG (noise inputs, style mixing, augmentation, path-length
+noise) is reseeded before every round with a seed derived from the round's *global* index. So:
+
+- a resumed run continues exactly where the snapshot left off (bit for bit on the same machine);
+- N processes with batch B compute the same thing as one process that accumulates the same B in N
+  rounds (up to floating-point summation order).
+
+Run folder: training_options.json, log.jsonl (one JSON object per tick), TensorBoard events,
+loss.png / metrics.png, reals.png, grid.json, and network-snapshot-<kimg>/ folders (see
+training/snapshot.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import io
+import json
+import logging
+import math
+import os
+import re
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+import tryon.ops
+from training import dist
+from training.augment import AdaController, AugmentPipe
+from training.loss import PHASES, GeneratorForTraining, StyleGAN2Loss, build_phases
+from training.snapshot import (
+    SNAPSHOT_PREFIX,
+    ResumeState,
+    capture_rng,
+    load_snapshot,
+    restore_rng,
+    save_snapshot,
+    snapshot_name,
+)
+from training.train import OPTIONS_FILE, TrainingOptions
+from tryon.errors import CheckpointError, InputError
+from tryon.imaging import make_grid, to_uint8
+from tryon.nn import Discriminator, Generator
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "log.jsonl"
+PRELOAD_AUTO_MAX_BYTES = 4 << 30       # --preload auto: decode datasets up to this size into memory.
+PRELOAD_GPU_MAX_BYTES = 2 << 30        # ... and keep them on the GPU up to this size.
+
+# ----------------------------------------------------------------------------------------------------
+# Data.
+
+
+def open_dataset(path: str | os.PathLike[str], mirror: bool = False, use_labels: bool = True) -> Any:
+    """Open a dataset zip with `datasets.ImageZipDataset` (InputError if it is missing or unusable)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such dataset: {path}")
+    try:
+        from datasets import ImageZipDataset
+    except ImportError as exc:
+        raise InputError(f"cannot read datasets: datasets.ImageZipDataset is not available ({exc})") from exc
+    return ImageZipDataset(str(path), xflip=mirror, use_labels=use_labels)
+
+
+def derive_seed(*values: int) -> int:
+    """A 63-bit seed mixed from integers (numpy's SeedSequence: distinct inputs, independent streams)."""
+    state = np.random.SeedSequence([int(v) & 0xFFFFFFFFFFFFFFFF for v in values]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31 | int(state[1]) >> 1) & 0x7FFFFFFFFFFFFFFF
+
+
+_TAG_REALS, _TAG_LATENTS, _TAG_ROUND = 0x5EA1, 0x1A7E, 0x0D0D
+
+
+class RealImages:
+    """Real minibatches by step number: deterministic, resumable, split over processes.
+
+    The global order is an endless sequence of permutations of the dataset (one per epoch, seeded by
+    (seed, epoch)); step `s` takes positions [s * batch, (s + 1) * batch) and process `rank` the
+    `rank`-th slice of it. Images are decoded up front (`preload`) or streamed by a DataLoader.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,                   # ImageZipDataset-like: ds[i] -> (uint8 [C, H, W], float32 [L]).
+        batch: int,                     # Global batch size.
+        rank: int,                      # This process.
+        world_size: int,                # Number of processes.
+        seed: int,                      # Run seed.
+        device: torch.device,           # Where batches are returned.
+        preload: str = "auto",          # "auto" / "on" / "off".
+        workers: int = 2,               # DataLoader processes.
+        c_dim: int | None = None,       # Keep the first c_dim label entries (0 = unconditional).
+    ) -> None:
+        self.dataset = dataset
+        self.num_images = len(dataset)
+        self.batch = batch
+        self.local_batch = batch // world_size
+        self.rank = rank
+        self.seed = seed
+        self.device = device
+        self.workers = workers
+        labels = np.stack([np.asarray(dataset.get_label(i), dtype=np.float32) for i in range(self.num_images)])
+        labels = labels.reshape(self.num_images, -1)
+        if c_dim is not None:
+            labels = labels[:, :c_dim]
+        self.labels = torch.from_numpy(np.ascontiguousarray(labels))  # [N, c_dim], CPU.
+        C, H, W = int(dataset.num_channels), int(dataset.resolution), int(dataset.resolution)
+        nbytes = self.num_images * C * H * W
+        self.preloaded = preload == "on" or (preload == "auto" and nbytes <= PRELOAD_AUTO_MAX_BYTES)
+        self._images: torch.Tensor | None = None
+        self.labels_device = self.labels.to(device)
+        self._perms: dict[int, np.ndarray] = {}
+        self._iter: Iterator[Any] | None = None
+        self._next_step = -1
+        if self.preloaded:
+            images = self._decode_all()
+            on_gpu = device.type == "cuda" and nbytes <= PRELOAD_GPU_MAX_BYTES
+            self._images = images.to(device) if on_gpu else (images.pin_memory() if device.type == "cuda" else images)
+
+    def _decode_all(self) -> torch.Tensor:
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=256, shuffle=False, num_workers=self.workers, drop_last=False
+        )
+        chunks = [img for img, _ in loader]
+        return torch.cat(chunks).contiguous()
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.pop(min(self._perms))
+            rng = np.random.default_rng(derive_seed(self.seed, _TAG_REALS, epoch))
+            self._perms[epoch] = rng.permutation(self.num_images)
+        return self._perms[epoch]
+
+    def global_indices(self, step: int) -> np.ndarray:
+        """Dataset indices of the whole global batch of `step`: [batch]."""
+        pos = np.arange(step * self.batch, (step + 1) * self.batch, dtype=np.int64)
+        epochs = pos // self.num_images
+        out = np.empty_like(pos)
+        for e in np.unique(epochs):
+            sel = epochs == e
+            out[sel] = self._perm(int(e))[pos[sel] % self.num_images]
+        return out
+
+    def local_indices(self, step: int) -> np.ndarray:
+        """This process's slice of the global batch of `step`: [batch / world_size]."""
+        return self.global_indices(step)[self.rank * self.local_batch : (self.rank + 1) * self.local_batch]
+
+    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images uint8 [B_local, C, H, W], labels float32 [B_local, c_dim]) on the device."""
+        idx = self.local_indices(step)
+        labels = self.labels_device[torch.from_numpy(idx).to(self.labels_device.device)]
+        if self._images is not None:
+            sel = torch.from_numpy(idx).to(self._images.device)
+            return self._images[sel].to(self.device, non_blocking=True), labels
+        if self._iter is None or step != self._next_step:
+            self._iter = iter(self._loader(step))
+        self._next_step = step + 1
+        img, _ = next(self._iter)
+        return img.to(self.device, non_blocking=True), labels
+
+    def _loader(self, start_step: int) -> torch.utils.data.DataLoader[Any]:
+        source = self
+
+        class _StepSampler(torch.utils.data.Sampler[list[int]]):
+            def __iter__(self) -> Iterator[list[int]]:
+                step = start_step
+                while True:
+                    yield source.local_indices(step).tolist()
+                    step += 1
+
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=_StepSampler(), num_workers=self.workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers > 0 else None,
+        )
+
+    def images_at(self, indices: Sequence[int]) -> torch.Tensor:
+        """uint8 [len(indices), C, H, W] on the CPU (for the grid of reals)."""
+        if self._images is not None:
+            return self._images[torch.as_tensor(list(indices), device=self._images.device)].cpu()
+        return torch.stack([torch.as_tensor(self.dataset[i][0]) for i in indices])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sample grid.
+
+
+@dataclasses.dataclass
+class SampleGrid:
+    """Fixed seeds (columns) x label combinations (rows) for the snapshot sample grids."""
+
+    seeds: list[int]                    # One per cell, row-major.
+    labels: torch.Tensor                # [cells, c_dim].
+    cols: int
+    row_names: list[str]                # What each row is conditioned on.
+    real_indices: list[int | None]      # A real image with the row's label per cell (None = none left).
+
+    @classmethod
+    def build(cls, labels: torch.Tensor, rows: int, cols: int, label_schema: Mapping[str, Any] | None) -> SampleGrid:
+        c_dim = labels.shape[1]
+        if c_dim == 0:
+            n = rows * cols
+            return cls(
+                seeds=list(range(n)), labels=torch.zeros([n, 0]), cols=cols, row_names=["unconditional"] * rows,
+                real_indices=list(range(min(n, labels.shape[0]))) + [None] * max(n - labels.shape[0], 0),
+            )
+        # The most frequent label combinations in the data, most frequent first.
+        uniq, inverse, counts = np.unique(labels.numpy(), axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        first = np.array([np.flatnonzero(inverse == k)[0] for k in range(len(uniq))])
+        order = sorted(range(len(uniq)), key=lambda k: (-counts[k], first[k]))[:rows]
+        seeds, cell_labels, names, reals = [], [], [], []
+        for k in order:
+            members = np.flatnonzero(inverse == k).tolist()
+            names.append(_describe_label(uniq[k], label_schema))
+            for j in range(cols):
+                seeds.append(j)
+                cell_labels.append(torch.from_numpy(uniq[k].copy()))
+                reals.append(members[j] if j < len(members) else None)
+        return cls(seeds=seeds, labels=torch.stack(cell_labels), cols=cols, row_names=names, real_indices=reals)
+
+    def latents(self, z_dim: int) -> torch.Tensor:
+        """z per cell as NVlabs' generate.py: np.random.RandomState(seed).randn(z_dim)."""
+        return torch.from_numpy(np.stack([np.random.RandomState(s).randn(z_dim) for s in self.seeds])).float()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cols": self.cols, "seeds": self.seeds[: self.cols], "rows": self.row_names}
+
+
+def _describe_label(c: np.ndarray, label_schema: Mapping[str, Any] | None) -> str:
+    if label_schema is not None:
+        try:
+            from tryon.checkpoint import LabelSchema
+
+            schema = LabelSchema.from_json(label_schema)
+            parts = []
+            for col in schema.columns:
+                block = c[col.offset : col.offset + len(col.values)]
+                if block.size and block.max() > 0:
+                    parts.append(f"{col.name}={col.values[int(block.argmax())]}")
+            if parts:
+                return ", ".join(parts)
+        except (CheckpointError, InputError, ValueError):
+            pass
+    return "c=" + ",".join(str(i) for i in np.flatnonzero(c)[:8])
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Statistics.
+
+
+class TickStats:
+    """Sums and counts of per-sample statistics on the device; reduced over processes once per tick."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, stats: Mapping[str, torch.Tensor]) -> None:
+        for name, values in stats.items():
+            s = values.detach().float().sum()
+            self._sums[name] = self._sums[name] + s if name in self._sums else s
+            self._counts[name] = self._counts.get(name, 0) + int(values.numel())
+
+    def reduce(self, names: Sequence[str]) -> dict[str, float]:
+        """Means over all processes of the statistics `names` (the same list on every process)."""
+        if not names:
+            return {}
+        sums = torch.stack([self._sums.get(n, torch.zeros([], device=self.device)) for n in names])
+        counts = torch.tensor([float(self._counts.get(n, 0)) for n in names], device=self.device)
+        both = dist.all_reduce_sum(torch.cat([sums, counts]))
+        k = len(names)
+        out = {}
+        for i, name in enumerate(names):
+            if both[k + i] > 0:
+                out[name] = float(both[i] / both[k + i])
+        self._sums.clear()
+        self._counts.clear()
+        return out
+
+
+STAT_NAMES = (
+    "Loss/G/loss", "Loss/G/reg", "Loss/pl_penalty", "Loss/D/loss", "Loss/D/reg", "Loss/r1_penalty",
+    "Loss/scores/real", "Loss/scores/fake", "Loss/signs/real",
+)
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak memory of this process: allocated CUDA memory on a GPU, max RSS on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux.
+
+
+# ----------------------------------------------------------------------------------------------------
+# The trainer.
+
+
+class Trainer:
+    """Networks, optimisers, loss and counters of one process; `step()` trains one global batch."""
+
+    def __init__(
+        self,
+        opts: TrainingOptions,
+        info: dist.DistInfo,
+        data: RealImages,
+        resume_networks: Mapping[str, torch.nn.Module] | None = None,
+        resume: ResumeState | None = None,
+    ) -> None:
+        self.opts = opts
+        self.info = info
+        self.device = info.device
+        self.data = data
+        dev = self.device
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = opts.tf32
+            torch.backends.cudnn.allow_tf32 = opts.tf32
+
+        torch.manual_seed(opts.seed)
+        self.G = Generator(**opts.G_kwargs).train().requires_grad_(False).to(dev)
+        self.D = Discriminator(**opts.D_kwargs).train().requires_grad_(False).to(dev)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        if resume_networks is not None:
+            for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+                # A compact export has G_ema and D only: G starts from G_ema (and vice versa).
+                src = resume_networks.get(name)
+                twin = {"G": "G_ema", "G_ema": "G"}.get(name)
+                if src is None and twin is not None:
+                    src = resume_networks.get(twin)
+                if src is None:
+                    raise CheckpointError(f"--resume: the snapshot has no network {name!r}")
+                try:
+                    module.load_state_dict(src.state_dict(), strict=True)
+                except RuntimeError as exc:
+                    first = str(exc).strip().splitlines()[-1].strip()
+                    raise InputError(
+                        f"--resume: the snapshot's {name} does not fit the network these options build ({first}); "
+                        "use the same --cfg and overrides as the run you resume"
+                    ) from exc
+
+        self.augment_pipe: AugmentPipe | None = None
+        self.ada: AdaController | None = None
+        if opts.aug != "noaug":
+            self.augment_pipe = AugmentPipe.from_name(opts.augpipe).to(dev)
+            self.augment_pipe.p = opts.aug_p
+            if opts.aug == "ada":
+                self.ada = AdaController(
+                    target=opts.ada_target, interval=opts.ada_interval, speed_kimg=opts.ada_kimg, batch_size=opts.batch
+                )
+
+        cuda_amp = dev.type == "cuda"
+        autocast_dtype = torch.bfloat16 if cuda_amp and opts.amp == "bf16" else None
+        G_train: torch.nn.Module = GeneratorForTraining(self.G, autocast_dtype=autocast_dtype)
+        D_train: torch.nn.Module = self.D
+        if info.world_size > 1:
+            ids = [dev.index] if dev.type == "cuda" else None
+            for module in (self.G, self.D):
+                module.requires_grad_(True)
+            G_train = _wrap_ddp(G_train, ids)
+            D_train = _wrap_ddp(D_train, ids)
+            for module in (self.G, self.D):
+                module.requires_grad_(False)
+        self.loss = StyleGAN2Loss(
+            G_train, D_train, num_ws=self.G.num_ws, augment_pipe=self.augment_pipe, r1_gamma=opts.gamma,
+            style_mixing_prob=opts.style_mixing, pl_weight=opts.pl_weight, pl_batch_shrink=opts.pl_batch_shrink,
+            pl_decay=opts.pl_decay, force_fp32=cuda_amp and opts.amp != "fp16",
+            autocast_dtype=autocast_dtype, device=dev,
+        )
+        self.phases, self.opt_G, self.opt_D = build_phases(
+            self.G, self.D, glr=opts.glr, dlr=opts.dlr, betas=opts.betas, eps=opts.eps,
+            G_reg_interval=opts.G_reg_interval if opts.pl_weight != 0 else None,
+            D_reg_interval=opts.D_reg_interval if opts.gamma != 0 else None,
+        )
+        self.rounds = opts.batch // opts.world_size // opts.batch_gpu
+
+        self.cur_nimg = 0                                   # Images shown to D so far.
+        self.batch_idx = 0                                  # Steps done so far.
+        self.cur_tick = 0                                   # Ticks done so far.
+        self.seed = opts.seed
+        self.stats = TickStats(dev)
+        self._ada_signs: torch.Tensor | None = None         # [sum, count] of sign(D(real)) since the last ADA step.
+        if resume is not None:
+            self._restore(resume)
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _restore(self, r: ResumeState) -> None:
+        if r.seed != self.opts.seed:
+            log.warning("resuming with the snapshot's seed %d (not --seed %d)", r.seed, self.opts.seed)
+        self.seed = r.seed
+        self.data.seed = r.seed
+        self.cur_nimg, self.batch_idx, self.cur_tick = r.cur_nimg, r.batch_idx, r.cur_tick
+        for name, opt in (("G", self.opt_G), ("D", self.opt_D)):
+            _load_optimizer(opt, r.optimizers[name], f"--resume: the {name} optimiser state")
+        self._reset_lrs()  # This run's learning rates (they may be overridden on resume); the moments stay.
+        if self.augment_pipe is not None:
+            self.augment_pipe.p = r.augment_p
+        if self.ada is not None and r.ada:
+            self.ada.sign_sum = float(r.ada.get("sign_sum", 0.0))
+            self.ada.sign_count = float(r.ada.get("sign_count", 0.0))
+        self.loss.pl_mean.fill_(r.pl_mean)
+        restore_rng(r.rng)
+
+    def _reset_lrs(self) -> None:
+        """Learning rates and betas as this run's options say (with the lazy-reg correction)."""
+        for opt, lr, interval in (
+            (self.opt_G, self.opts.glr, self.opts.G_reg_interval if self.opts.pl_weight != 0 else None),
+            (self.opt_D, self.opts.dlr, self.opts.D_reg_interval if self.opts.gamma != 0 else None),
+        ):
+            ratio = 1.0 if interval is None else interval / (interval + 1)
+            for group in opt.param_groups:
+                group["lr"] = lr * ratio
+                group["betas"] = (self.opts.betas[0] ** ratio, self.opts.betas[1] ** ratio)
+
+    def resume_state(self) -> ResumeState:
+        return ResumeState(
+            cur_nimg=self.cur_nimg,
+            batch_idx=self.batch_idx,
+            cur_tick=self.cur_tick,
+            seed=self.seed,
+            augment_p=self.augment_pipe.p if self.augment_pipe is not None else 0.0,
+            ada={"sign_sum": self.ada.sign_sum, "sign_count": self.ada.sign_count} if self.ada is not None else {},
+            pl_mean=float(self.loss.pl_mean.item()),
+            optimizers={"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
+            rng=capture_rng(),
+        )
+
+    # -- one step ------------------------------------------------------------------------------------
+
+    def _latents(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [phases, B_local, z_dim] and gen labels [phases, B_local, c_dim] of this process."""
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, _TAG_LATENTS, step))
+        n_phases, B, B_local = len(PHASES), self.opts.batch, self.opts.batch // self.opts.world_size
+        z = torch.randn([n_phases, B, self.G.z_dim], generator=gen)
+        c_idx = torch.randint(self.data.num_images, [n_phases, B], generator=gen)
+        sl = slice(self.info.rank * B_local, (self.info.rank + 1) * B_local)
+        z = z[:, sl].to(self.device, non_blocking=True)
+        c = self.data.labels_device[c_idx[:, sl].to(self.data.labels_device.device)].to(self.device)
+        return z, c
+
+    def step(self) -> None:
+        """Train on one global batch: all due phases, G_ema, counters, ADA."""
+        opts = self.opts
+        step = self.batch_idx
+        real_u8, real_c = self.data.get(step)
+        real_img = real_u8.to(torch.float32) / 127.5 - 1
+        all_z, all_c = self._latents(step)
+        bg = opts.batch_gpu
+        rounds = self.rounds
+        for name, module, interval in self.phases:
+            if step % interval != 0:
+                continue
+            p_idx = PHASES.index(name)
+            opt = self.opt_G if name.startswith("G") else self.opt_D
+            opt.zero_grad(set_to_none=True)
+            module.requires_grad_(True)
+            for r in range(rounds):
+                torch.manual_seed(derive_seed(self.seed, _TAG_ROUND, step, p_idx, self.info.rank * rounds + r))
+                sl = slice(r * bg, (r + 1) * bg)
+                stats = self.loss.accumulate_gradients(
+                    name, real_img[sl], real_c[sl], all_z[p_idx, sl], all_c[p_idx, sl],
+                    gain=interval / rounds, sync=r == rounds - 1,
+                )
+                self.stats.add(stats)
+                if self.ada is not None and "Loss/signs/real" in stats:
+                    signs = stats["Loss/signs/real"]
+                    total = torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)])
+                    self._ada_signs = total if self._ada_signs is None else self._ada_signs + total
+            module.requires_grad_(False)
+            for param in module.parameters():
+                if param.grad is not None:
+                    torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
+            opt.step()
+            if name == "Greg":
+                self.loss.finish_pl_phase()
+
+        self._update_ema()
+        self.cur_nimg += opts.batch
+        self.batch_idx += 1
+        if self.ada is not None and self.batch_idx % self.ada.interval == 0:
+            self._adjust_ada()
+
+    def gather_ada_signs(self) -> None:
+        """Move the signs of D(real) accumulated on the device of every process into the controller
+        (a collective: all processes call it, at the same step). Before a snapshot, so that the
+        resume state holds them."""
+        if self.ada is None:
+            return
+        local = self._ada_signs if self._ada_signs is not None else torch.zeros([2], device=self.device)
+        total = dist.all_reduce_sum(local.clone())
+        self._ada_signs = None
+        self.ada.accumulate(float(total[0]), float(total[1]))
+
+    def _adjust_ada(self) -> None:
+        assert self.ada is not None and self.augment_pipe is not None
+        self.gather_ada_signs()
+        self.augment_pipe.p = self.ada.adjust(self.augment_pipe.p)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """G_ema <- G + beta * (G_ema - G), beta from the half-life (ramped up early on); buffers copied."""
+        ema_nimg = self.opts.ema_kimg * 1000
+        if self.opts.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, self.cur_nimg * self.opts.ema_rampup)
+        beta = 0.5 ** (self.opts.batch / max(ema_nimg, 1e-8))
+        ema_params: list[torch.Tensor] = list(self.G_ema.parameters())
+        params: list[torch.Tensor] = list(self.G.parameters())
+        if beta == 0:
+            torch._foreach_copy_(ema_params, params)
+        else:
+            torch._foreach_lerp_(ema_params, params, 1 - beta)  # One kernel per group on a GPU.
+        torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
+
+    # -- outputs -------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_grid(self, grid: SampleGrid) -> np.ndarray:
+        """uint8 [rows * H, cols * W, C]: G_ema at the grid's seeds and labels (noise 'const')."""
+        z = grid.latents(self.G_ema.z_dim)
+        images = []
+        for i in range(0, z.shape[0], max(self.opts.batch_gpu, 1)):
+            zz = z[i : i + self.opts.batch_gpu].to(self.device)
+            cc = grid.labels[i : i + self.opts.batch_gpu].to(self.device)
+            images.append(to_uint8(self.G_ema(zz, cc, noise_mode="const", force_fp32=True)))
+        return make_grid(np.concatenate(images), cols=grid.cols)
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, state: Mapping[str, Any], what: str) -> None:
+    """Load an optimiser state saved on any device into `opt`, keeping `opt`'s implementation flags
+    (fused / foreach / capturable belong to this machine, not to the snapshot)."""
+    flags = [{k: g.get(k) for k in ("fused", "foreach", "capturable")} for g in opt.param_groups]
+    try:
+        opt.load_state_dict(dict(state))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{what} does not fit these networks ({exc})") from exc
+    for group, saved in zip(opt.param_groups, flags, strict=True):
+        group.update(saved)
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            if "step" in st and isinstance(st["step"], torch.Tensor):
+                on_device = bool(saved.get("fused") or saved.get("capturable"))
+                st["step"] = st["step"].to(p.device if on_device else "cpu", torch.float32)
+
+
+def _wrap_ddp(module: torch.nn.Module, device_ids: list[int] | None) -> DistributedDataParallel:
+    """DDP without buffer syncing in forward: each process keeps its own w_avg (as NVlabs). The
+    initial parameters and buffers are broadcast from rank 0."""
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False)
+    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Run folder helpers.
+
+
+def make_run_dir(outdir: str | os.PathLike[str], desc: str) -> Path:
+    """`outdir/00007-desc`: the next free run id."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"^(\d+)-", p.name))]
+    run_id = max(ids, default=-1) + 1
+    while True:
+        run_dir = outdir / f"{run_id:05d}-{desc}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            run_id += 1
+
+
+def _write_plots(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    """loss.png (losses, scores, augmentation, speed) and metrics.png (if any) from the tick log."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not history:
+        return
+    kimg = [h["kimg"] for h in history]
+    panels = [
+        ("G loss", ["Loss/G/loss"]),
+        ("D loss", ["Loss/D/loss"]),
+        ("regularisers", ["Loss/r1_penalty", "Loss/pl_penalty"]),
+        ("D scores", ["Loss/scores/real", "Loss/scores/fake"]),
+        ("augmentation", ["Progress/augment_p", "Loss/signs/real"]),
+        ("speed (s/kimg)", ["Timing/sec_per_kimg"]),
+    ]
+    fig = Figure(figsize=(12, 6.5), dpi=80)
+    FigureCanvasAgg(fig)
+    for i, (title, keys) in enumerate(panels):
+        ax = fig.add_subplot(2, 3, i + 1)
+        plotted = 0
+        for key in keys:
+            xs = [k for k, h in zip(kimg, history, strict=True) if key in h]
+            ys = [h[key] for h in history if key in h]
+            if ys:
+                ax.plot(xs, ys, marker="." if len(ys) < 30 else None, label=key.split("/", 1)[-1])
+                plotted += 1
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("kimg", fontsize=8)
+        ax.tick_params(labelsize=8)
+        if len(keys) > 1 and plotted:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(run_dir / "loss.png")
+
+    metric_rows = [(h["kimg"], h["metrics"]) for h in history if h.get("metrics")]
+    if metric_rows:
+        names = sorted({k for _, m in metric_rows for k in m if "/" not in k and not k.startswith("num_")})
+        fig = Figure(figsize=(4 * min(len(names), 4), 3.2 * math.ceil(len(names) / 4)), dpi=80)
+        FigureCanvasAgg(fig)
+        for i, name in enumerate(names):
+            ax = fig.add_subplot(math.ceil(len(names) / 4), min(len(names), 4), i + 1)
+            pts = [(k, m[name]) for k, m in metric_rows if name in m]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel("kimg", fontsize=8)
+            ax.tick_params(labelsize=8)
+        fig.tight_layout()
+        fig.savefig(run_dir / "metrics.png")
+
+
+class _RunLog:
+    """log.jsonl + TensorBoard events + plots (main process only)."""
+
+    def __init__(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
+        self.run_dir = run_dir
+        self.history = history
+        self._file = open(run_dir / LOG_FILE, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._tb: Any = None
+        try:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(run_dir))
+        except ImportError:
+            log.warning("tensorboardX is not installed: no TensorBoard events")
+
+    def write(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            step = int(entry["nimg"])
+            for key, value in entry.items():
+                if "/" in key and isinstance(value, int | float):
+                    self._tb.add_scalar(key, value, global_step=step, walltime=entry["timestamp"])
+            for key, value in (entry.get("metrics") or {}).items():
+                if isinstance(value, int | float):
+                    self._tb.add_scalar(f"Metrics/{key}", value, global_step=step, walltime=entry["timestamp"])
+            self._tb.flush()
+        _write_plots(self.run_dir, self.history)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Entry point.
+
+
+def train(
+    opts: TrainingOptions, info: dist.DistInfo | None = None, start_mono: float | None = None
+) -> dict[str, Any]:
+    """Run (or resume) training; returns a summary. Only the main process writes files.
+
+    start_mono: `time.monotonic()` at which the --max-minutes clock started (default: now).
+    """
+    start_time = time.time()
+    start_mono = start_mono if start_mono is not None else time.monotonic()
+    info = info if info is not None else dist.init_from_env(opts.device)
+    dataset = open_dataset(opts.data, mirror=opts.mirror)
+    if int(dataset.resolution) != opts.resolution:
+        raise InputError(f"{opts.data} holds {dataset.resolution}x{dataset.resolution} images, not {opts.resolution}")
+    label_schema = getattr(dataset, "label_schema", None) if opts.c_dim > 0 else None
+
+    resume_networks = resume = None
+    if opts.resume:
+        resume_networks, _, resume = load_snapshot(opts.resume, device="cpu")
+        if resume is None:
+            log.warning("%s has no resume state: starting from its weights with fresh optimisers", opts.resume)
+
+    data = RealImages(
+        dataset, batch=opts.batch, rank=info.rank, world_size=info.world_size, seed=opts.seed,
+        device=info.device, preload=opts.preload, workers=opts.workers, c_dim=opts.c_dim,
+    )
+    with tryon.ops.use_impl(opts.ops):
+        trainer = Trainer(opts, info, data, resume_networks=resume_networks, resume=resume)
+        return _run(trainer, dataset, label_schema, start_time, start_mono)
+
+
+def _run(
+    trainer: Trainer, dataset: Any, label_schema: Mapping[str, Any] | None, start_time: float, start_mono: float
+) -> dict[str, Any]:
+    opts, info = trainer.opts, trainer.info
+    main = info.is_main
+    run_dir: Path | None = None
+    runlog: _RunLog | None = None
+    grid = SampleGrid.build(trainer.data.labels, opts.grid_rows, opts.grid_cols, label_schema)
+    if main:
+        desc = f"{opts.dataset_name}-{opts.cfg}-b{opts.batch}"
+        run_dir = make_run_dir(opts.outdir, desc)
+        opts = dataclasses.replace(opts, run_dir=str(run_dir))
+        (run_dir / OPTIONS_FILE).write_text(json.dumps(opts.to_json(), indent=2) + "\n", encoding="utf-8")
+        (run_dir / "grid.json").write_text(json.dumps(grid.to_json(), indent=2) + "\n", encoding="utf-8")
+        reals = [i for i in grid.real_indices if i is not None]
+        if reals:
+            real_u8 = trainer.data.images_at(reals)
+            cells = np.zeros([len(grid.real_indices), *real_u8.shape[1:]], dtype=np.uint8)
+            cells[[k for k, i in enumerate(grid.real_indices) if i is not None]] = real_u8.numpy()
+            (run_dir / "reals.png").write_bytes(_png_bytes(make_grid(cells.transpose(0, 2, 3, 1), cols=grid.cols)))
+        if trainer.cur_nimg == 0:
+            (run_dir / "fakes_init.png").write_bytes(_png_bytes(trainer.sample_grid(grid)))
+        runlog = _RunLog(run_dir, history=[])
+        _print(f"training {opts.cfg} on {opts.data} ({opts.dataset_size} images, c_dim {opts.c_dim}) -> {run_dir}")
+        _print(f"device {info.device} x {info.world_size}, batch {opts.batch} ({opts.batch_gpu} per pass), "
+               f"amp {opts.amp}, ops {opts.ops}, starting at {trainer.cur_nimg / 1000:.3f} kimg")
+
+    feature_net = None
+    total_nimg = round(opts.kimg * 1000)
+    limit_s = opts.max_minutes * 60 if opts.max_minutes is not None else None
+    bar = None
+    if main and opts.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=opts.kimg, initial=trainer.cur_nimg / 1000, unit="kimg", dynamic_ncols=True,
+                   bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}, {rate_fmt}]")
+    tick_start_nimg = trainer.cur_nimg
+    tick_start_time = time.monotonic()
+    train_start_nimg = trainer.cur_nimg
+    train_start_time = time.monotonic()
+    stop_reason = "kimg"
+    last_snapshot: Path | None = None
+    last_snapshot_nimg = -1
+    try:
+        while True:
+            done = trainer.cur_nimg >= total_nimg
+            if not done and limit_s is not None:
+                out_of_time = time.monotonic() - start_mono >= limit_s
+                if dist.broadcast_flag(out_of_time, info.device):
+                    done, stop_reason = True, "time"
+            if not done:
+                trainer.step()
+                if bar is not None:
+                    bar.update(opts.batch / 1000)
+                if trainer.cur_nimg < total_nimg and trainer.cur_nimg < tick_start_nimg + opts.tick_kimg * 1000:
+                    continue
+                done = trainer.cur_nimg >= total_nimg
+            if trainer.cur_nimg == tick_start_nimg and last_snapshot_nimg == trainer.cur_nimg:
+                break  # Nothing trained since the last snapshot (e.g. time ran out right after it).
+
+            # -- tick ---------------------------------------------------------------------------------
+            trainer.cur_tick += 1
+            now = time.monotonic()
+            tick_kimg = (trainer.cur_nimg - tick_start_nimg) / 1000
+            entry: dict[str, Any] = {
+                "tick": trainer.cur_tick,
+                "kimg": trainer.cur_nimg / 1000,
+                "nimg": trainer.cur_nimg,
+                "step": trainer.batch_idx,
+                "timestamp": time.time(),
+                "time_s": time.time() - start_time,
+            }
+            entry.update(trainer.stats.reduce(STAT_NAMES))
+            if tick_kimg > 0:
+                entry["Timing/sec_per_tick"] = now - tick_start_time
+                entry["Timing/sec_per_kimg"] = (now - tick_start_time) / tick_kimg
+                entry["Timing/kimg_per_s"] = tick_kimg / max(now - tick_start_time, 1e-9)
+            entry["Progress/augment_p"] = trainer.augment_pipe.p if trainer.augment_pipe is not None else 0.0
+            if trainer.ada is not None and trainer.ada.last_rt is not None:
+                entry["Progress/rt"] = trainer.ada.last_rt
+            entry["Resources/peak_mem_gib"] = peak_memory_gib(info.device)
+            tick_start_nimg, tick_start_time = trainer.cur_nimg, now
+
+            snap_due = done or (opts.snap_ticks > 0 and trainer.cur_tick % opts.snap_ticks == 0)
+            if snap_due:
+                trainer.gather_ada_signs()
+                if main:
+                    assert run_dir is not None
+                    last_snapshot = _save(trainer, run_dir, grid, label_schema, opts)
+                    last_snapshot_nimg = trainer.cur_nimg
+                    entry["snapshot"] = last_snapshot.name
+                metrics_due = opts.metrics_every is not None and (
+                    done or trainer.cur_tick % opts.metrics_every == 0
+                )
+                if metrics_due and main:
+                    metrics, feature_net = _compute_metrics(trainer, dataset, feature_net, opts)
+                    if metrics:
+                        entry["metrics"] = metrics
+                dist.barrier()
+            if main:
+                assert runlog is not None
+                runlog.write(entry)
+                line = _tick_line(entry)
+                if bar is not None:
+                    bar.write(line)
+                else:
+                    _print(line)
+            if done:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        if runlog is not None:
+            runlog.close()
+
+    elapsed = time.monotonic() - train_start_time
+    trained_kimg = (trainer.cur_nimg - train_start_nimg) / 1000
+    return {
+        "run_dir": str(run_dir) if run_dir is not None else None,
+        "snapshot": str(last_snapshot) if last_snapshot is not None else None,
+        "stopped_by": stop_reason,
+        "kimg": trainer.cur_nimg / 1000,
+        "steps": trainer.batch_idx,
+        "trained_kimg": trained_kimg,
+        "train_seconds": elapsed,
+        "sec_per_kimg": elapsed / trained_kimg if trained_kimg > 0 else None,
+        "peak_mem_gib": peak_memory_gib(info.device),
+        "augment_p": trainer.augment_pipe.p if trainer.augment_pipe is not None else 0.0,
+        "device": str(info.device),
+        "world_size": info.world_size,
+    }
+
+
+def _save(
+    trainer: Trainer, run_dir: Path, grid: SampleGrid, label_schema: Mapping[str, Any] | None, opts: TrainingOptions
+) -> Path:
+    grid_png = _png_bytes(trainer.sample_grid(grid))
+    training_meta = {
+        "cfg": opts.cfg,
+        "dataset": opts.dataset_name,
+        "kimg": trainer.cur_nimg / 1000,
+        "steps": trainer.batch_idx,
+        "augment_p": trainer.augment_pipe.p if trainer.augment_pipe is not None else 0.0,
+        "resolution": opts.resolution,
+        "grid": grid.to_json(),
+    }
+    path = save_snapshot(
+        run_dir / snapshot_name(trainer.cur_nimg),
+        {"G": trainer.G, "D": trainer.D, "G_ema": trainer.G_ema},
+        {"G": opts.G_kwargs, "D": opts.D_kwargs, "G_ema": opts.G_kwargs},
+        label_schema,
+        training_meta,
+        trainer.resume_state(),
+        samples_png=grid_png,
+    )
+    if opts.keep_snapshots > 0:
+        snaps = sorted(p for p in run_dir.iterdir() if p.name.startswith(SNAPSHOT_PREFIX) and p.is_dir())
+        for old in snaps[: -opts.keep_snapshots]:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _compute_metrics(
+    trainer: Trainer, dataset: Any, feature_net: Any, opts: TrainingOptions
+) -> tuple[dict[str, float], Any]:
+    """Metrics of G_ema (main process), or {} with a warning when the metrics module is missing."""
+    try:
+        from training.feature_net import load_feature_net
+        from training.metrics import compute_metrics
+    except ImportError as exc:
+        log.warning("metrics are not available (%s); skipping them", exc)
+        return {}, feature_net
+    if feature_net is None:
+        assert opts.feature_net is not None
+        feature_net = load_feature_net(opts.feature_net, device=trainer.device)
+    metric_dataset = open_dataset(opts.data, mirror=False) if opts.mirror else dataset
+    result = compute_metrics(
+        trainer.G_ema, metric_dataset, feature_net, metrics=opts.metrics, num_gen=opts.metrics_num_gen,
+        device=trainer.device,
+    )
+    return {k: float(v) for k, v in result.items()}, feature_net
+
+
+def _tick_line(e: Mapping[str, Any]) -> str:
+    parts = [f"tick {e['tick']:<4d}", f"kimg {e['kimg']:<9.3f}", f"time {_fmt_time(e['time_s']):<8s}"]
+    if "Timing/sec_per_kimg" in e:
+        parts.append(f"sec/kimg {e['Timing/sec_per_kimg']:<7.2f}")
+    for key, label in (("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"),
+                       ("Progress/augment_p", "aug"), ("Resources/peak_mem_gib", "mem")):
+        if key in e:
+            parts.append(f"{label} {e[key]:.3f}")
+    for key, value in (e.get("metrics") or {}).items():
+        if "/" not in key and not key.startswith("num_"):
+            parts.append(f"{key} {value:.4g}")
+    return "  ".join(parts)
+
+
+def _fmt_time(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s // 60 % 60:02d}m"
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)
