@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from tryon.errors import InputError
+from tryon.errors import InputError, LabelSchemaError
+from tryon.labels import OTHER, LabelSchema
 
-OTHER = "other"
 VIEW_COLUMN = "view"
 VIEW_VALUES = ("flat", "on_model")
 MISSING_VALUES = frozenset({"", "na", "n/a", "nan", "none", "null", "-"})
@@ -89,50 +89,23 @@ def build_schema(
 
 def encode_labels(schema: Mapping[str, Any], row: Mapping[str, str]) -> np.ndarray:
     """{column: value} -> label vector float32 [dim]. Values not in a column's list go to "other"."""
-    c = np.zeros([int(schema["dim"])], dtype=np.float32)
-    for col in schema["columns"]:
-        values: list[str] = col["values"]
-        value = row.get(col["name"])
-        if value is None:
-            continue
-        if value in values:
-            index = values.index(value)
-        elif OTHER in values:
-            index = values.index(OTHER)
-        else:
-            raise InputError(f"label {col['name']!r}: value {value!r} is not one of {values}")
-        c[int(col["offset"]) + index] = 1.0
-    return c
+    return LabelSchema.from_json(schema).encode(row, unknown="other")
 
 
 def decode_labels(schema: Mapping[str, Any], c: Iterable[float]) -> dict[str, str | None]:
     """Label vector [dim] -> {column: value} (None for a column whose entries are all zero)."""
-    vec = np.asarray(list(c) if not isinstance(c, np.ndarray) else c, dtype=np.float32).reshape(-1)
-    if vec.shape[0] != int(schema["dim"]):
-        raise ValueError(f"label vector has {vec.shape[0]} entries, the schema {schema['dim']}")
-    out: dict[str, str | None] = {}
-    for col in schema["columns"]:
-        block = vec[int(col["offset"]) : int(col["offset"]) + len(col["values"])]
-        out[col["name"]] = str(col["values"][int(np.argmax(block))]) if block.size and block.max() > 0 else None
-    return out
+    return LabelSchema.from_json(schema).decode(c)
 
 
 def validate_schema(schema: Any) -> dict[str, Any]:
-    """Check the shape documented above; returns the schema. Raises InputError when malformed."""
-    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list) or "dim" not in schema:
-        raise InputError("label_schema.json must be an object with 'columns' (a list) and 'dim'")
-    end = 0
-    seen = set()
-    for col in schema["columns"]:
-        if not isinstance(col, dict) or not isinstance(col.get("name"), str) or not isinstance(col.get("values"), list):
-            raise InputError(f"label_schema.json: bad column entry {col!r}")
-        if col["name"] in seen:
-            raise InputError(f"label_schema.json: column {col['name']!r} appears twice")
-        seen.add(col["name"])
-        offset = col.get("offset")
-        if not isinstance(offset, int) or offset < end:
-            raise InputError(f"label_schema.json: column {col['name']!r} has a bad or overlapping offset {offset!r}")
-        end = offset + len(col["values"])
-    if not isinstance(schema["dim"], int) or schema["dim"] < end:
-        raise InputError(f"label_schema.json: dim {schema['dim']!r} is smaller than its columns need ({end})")
+    """Check the shape documented above (`tryon.labels.LabelSchema`); returns the schema.
+
+    Raises InputError (LabelSchemaError) when malformed; unlike checkpoints, a dataset's schema
+    must spell out every offset and the dim.
+    """
+    if not isinstance(schema, dict) or "dim" not in schema or not isinstance(schema.get("columns"), list):
+        raise LabelSchemaError("label_schema.json must be an object with 'columns' (a list) and 'dim'")
+    if any(not isinstance(col, dict) or "offset" not in col for col in schema["columns"]):
+        raise LabelSchemaError("label_schema.json: every column needs a 'name', 'values' and an 'offset'")
+    LabelSchema.from_json(schema)
     return schema

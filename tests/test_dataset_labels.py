@@ -53,7 +53,7 @@ def test_schema_errors() -> None:
         build_schema(rows(("a", "side")), ["view"], fixed_values={"view": ["flat", "on_model"]})
     with pytest.raises(InputError, match="min-count"):
         build_schema([], ["view"], min_count=0)
-    with pytest.raises(InputError, match="overlapping"):
+    with pytest.raises(InputError, match="overlap"):
         validate_schema({"columns": [{"name": "a", "values": ["x", "y"], "offset": 0},
                                      {"name": "b", "values": ["z"], "offset": 1}], "dim": 3})  # fmt: skip
 

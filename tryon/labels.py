@@ -8,12 +8,14 @@ it (`config.json`), and the CLI/API read names through it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from tryon.errors import InputError, LabelSchemaError
+
+OTHER = "other"  # The value that collects rare and missing values of a column.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +120,30 @@ class LabelSchema:
         shown = ", ".join(col.values[:30]) + (", ..." if len(col.values) > 30 else "")
         raise InputError(f"unknown value {value!r} for label {col.name!r}; its values are: {shown}")
 
-    def encode(self, labels: Mapping[str, str]) -> np.ndarray:
-        """{name: value} -> condition vector float32 [dim] (one 1 per given column, zeros elsewhere)."""
+    def encode(self, labels: Mapping[str, str], unknown: str = "error") -> np.ndarray:
+        """{name: value} -> condition vector float32 [dim] (one 1 per given column, zeros elsewhere).
+
+        unknown: "error" raises InputError for a value a column does not list; "other" maps it to
+            the column's "other" value (as dataset tools do for rare values) and raises only when
+            the column has none.
+        """
+        if unknown not in ("error", "other"):
+            raise ValueError(f"unknown must be 'error' or 'other', got {unknown!r}")
         c = np.zeros([self.dim], dtype=np.float32)
         for name, value in labels.items():
+            col = self.column(name)
+            if unknown == "other" and value not in col.values and OTHER in col.values:
+                value = OTHER
             c[self.index(name, value)] = 1
         return c
 
-
+    def decode(self, c: Iterable[float]) -> dict[str, str | None]:
+        """Condition vector [dim] -> {name: value} (argmax per column; None where a block is all 0)."""
+        vec = np.asarray(c if isinstance(c, np.ndarray) else list(c), dtype=np.float32).reshape(-1)
+        if vec.shape[0] != self.dim:
+            raise InputError(f"label vector has {vec.shape[0]} entries, the schema {self.dim}")
+        out: dict[str, str | None] = {}
+        for col in self.columns:
+            block = vec[col.offset : col.offset + len(col.values)]
+            out[col.name] = col.values[int(np.argmax(block))] if block.size and block.max() > 0 else None
+        return out
