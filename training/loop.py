@@ -250,7 +250,7 @@ class SampleGrid:
 def _describe_label(c: np.ndarray, label_schema: Mapping[str, Any] | None) -> str:
     if label_schema is not None:
         try:
-            from tryon.checkpoint import LabelSchema
+            from tryon.labels import LabelSchema
 
             schema = LabelSchema.from_json(label_schema)
             parts = []
