@@ -135,6 +135,13 @@ class FashionService:
             raise ModelUnavailableError(
                 f"the fashion model's label schema has {schema.dim} entries but its generator takes {G.c_dim}"
             )
+        # One forward pass at load time builds (or loads) the compiled ops, so that the first
+        # request does not pay for it.
+        import torch
+
+        with torch.no_grad():
+            c = torch.zeros([1, int(G.c_dim)], device=device) if G.c_dim else None
+            G(torch.zeros([1, int(G.z_dim)], device=device), c, noise_mode="const")
         model = FashionModel(
             directory=Path(self.checkpoint_dir),
             G=G,

@@ -21,7 +21,7 @@ logger = logging.getLogger("tryon.ops")
 IMPLS = ("auto", "cuda", "cpp", "ref")
 
 # Ops whose C++ CPU kernel beats `ref` in benchmarks/bench_ops.py; `auto` uses it on CPU tensors.
-AUTO_CPP_OPS: frozenset[str] = frozenset()
+AUTO_CPP_OPS: frozenset[str] = frozenset({"bias_act", "upfirdn2d"})
 
 # What impl="auto" means in the current context (see `use_impl`).
 _auto_means: contextvars.ContextVar[str] = contextvars.ContextVar("tryon_ops_auto", default="auto")
