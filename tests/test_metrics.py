@@ -244,7 +244,8 @@ def test_binary_attribute_columns_get_sigmoid_heads() -> None:
     net = FeatureNet(schema, resolution=16, channels=(4, 8), feature_dim=8).eval()
     assert [h.binary for h in net.heads] == [True, False]
     features, logits = net(torch.zeros([2, 3, 40, 40]))
-    assert features.shape == (2, 8) and logits.shape == (2, 3)
+    assert net.num_features == 8 + 8  # Embedding + the mean of the one stage.
+    assert features.shape == (2, 16) and logits.shape == (2, 3)
     assert net.predict(torch.zeros([2, 1, 16, 16])).shape == (2, 2)  # Grayscale is repeated to RGB.
     targets = LabelMap(net.heads, None).targets(torch.tensor([[1.0, 0, 1], [0.0, 1, 0]]))
     assert targets.tolist() == [[1, 1], [0, 0]]
@@ -259,6 +260,17 @@ def test_feature_net_learns_the_labels(trained: Any) -> None:
     for head in net.heads:
         assert val[head.name]["accuracy"] > val[head.name]["majority"] + 0.2, (head.name, val[head.name])
     assert np.mean([v["accuracy"] for v in val.values()]) > 0.9
+
+
+def test_calibrated_feature_blocks_have_unit_variance(trained: Any) -> None:
+    dataset, net, _ = trained
+    x = uint8_to_float(torch.from_numpy(dataset.images))
+    with torch.no_grad():
+        f = net.features(x).double()
+    sizes = [net.feature_dim, 16, 32]  # channels (8, 16, 32): the stages end with 16 and 32.
+    assert f.shape[1] == sum(sizes)
+    for block in f.split(sizes, dim=1):  # Calibrated on 240 of these 320 images: close to 1.
+        assert float(block.var(dim=0).sum()) == pytest.approx(1.0, rel=0.25)
 
 
 def test_feature_net_saves_and_loads_strictly(trained: Any, tmp_path: Path) -> None:

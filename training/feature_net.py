@@ -3,8 +3,8 @@
 No Inception weights exist offline, so the metrics (training/metrics.py) measure images in the space
 of a network we train ourselves:
 
-- its penultimate embedding (`FeatureNet.features`, [N, feature_dim]) is the feature space for the
-  Fréchet distance, KID and precision/recall;
+- its features (`FeatureNet.features`: the embedding the heads read plus the mean activation of each
+  stage, [N, num_features]) are the feature space for the Fréchet distance, KID and precision/recall;
 - its heads, one per label column, recover labels for conditional accuracy.
 
 One head per column of the label schema (see `tryon.checkpoint.LabelSchema`): a column with several
@@ -38,8 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tryon.checkpoint import LabelSchema, load_checkpoint, register_network_class, save_checkpoint
+from tryon.checkpoint import load_checkpoint, register_network_class, save_checkpoint
 from tryon.errors import CheckpointError, InputError
+from tryon.labels import LabelSchema
 from tryon.nn.misc import assert_shape
 
 log = logging.getLogger(__name__)
@@ -231,11 +232,19 @@ class _ConvBNReLU(torch.nn.Sequential):
 
 
 class FeatureNet(torch.nn.Module):
-    """Small CNN classifier with one head per label column and an embedding for the metrics.
+    """Small CNN classifier with one head per label column, and features for the metrics.
 
-    forward(img) -> (features [N, feature_dim], logits [N, sum of head sizes]); `img` is float in
+    forward(img) -> (features [N, num_features], logits [N, sum of head sizes]); `img` is float in
     [-1, 1], [N, img_channels, H, W] (a grayscale [N, 1, H, W] is repeated to RGB), any H and W.
+
+    The features are the embedding the heads read plus the mean activation of every stage, each
+    block scaled (`feature_scale`, set by `calibrate`) to unit total variance on real images. The
+    embedding alone only knows the labels: it puts images unlike any it trained on (noise, blur, an
+    untrained generator's textures) near the middle of the real distribution, where precision counts
+    them as realistic; the stage statistics keep them apart.
     """
+
+    feature_scale: torch.Tensor
 
     def __init__(
         self,
@@ -244,7 +253,7 @@ class FeatureNet(torch.nn.Module):
         img_channels: int = 3,                      # Channels of the images (1 = grayscale, 3 = RGB).
         channels: Sequence[int] = (32, 64, 128, 192),  # Stem width, then one stride-2 stage per entry.
         stem_stride: int = 2,                       # Stride of the stem conv (2 halves the cost of all layers).
-        feature_dim: int = 128,                     # Size of the embedding that FD / KID / PR measure.
+        feature_dim: int = 128,                     # Size of the embedding the heads read.
         dropout: float = 0.2,                       # Dropout between the embedding and the heads (training).
         holdout_fraction: float = 0.1,              # Share of the training data held out (never trained on).
         holdout_seed: int = 0,                      # Seed of that split (see `split_indices`).
@@ -277,9 +286,12 @@ class FeatureNet(torch.nn.Module):
         for cin, cout in itertools.pairwise(channels):
             layers += [_ConvBNReLU(cin, cout, stride=2), _ConvBNReLU(cout, cout, stride=1)]
         self.trunk = torch.nn.Sequential(*layers)
+        self.stage_ends = [2 * i for i in range(1, len(channels))]  # Trunk indices where a stage ends.
         self.embed = torch.nn.Linear(channels[-1], feature_dim)
         self.dropout = torch.nn.Dropout(dropout)
         self.classifier = torch.nn.Linear(feature_dim, sum(h.num_logits for h in self.heads))
+        self.num_features = feature_dim + sum(channels[1:])
+        self.register_buffer("feature_scale", torch.ones([len(channels)]))  # Embedding, then each stage.
 
     def prepare(self, img: torch.Tensor) -> torch.Tensor:
         """float [N, C, H, W] in [-1, 1] -> [N, img_channels, resolution, resolution]."""
@@ -294,16 +306,41 @@ class FeatureNet(torch.nn.Module):
             )
         return img
 
+    def _blocks(self, img: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Unscaled feature blocks [embedding [N, feature_dim], stage means [N, C_i]...] and logits."""
+        x = self.prepare(img)
+        pooled = []
+        for i, layer in enumerate(self.trunk):
+            x = layer(x)
+            if i in self.stage_ends:
+                pooled.append(x.mean(dim=(2, 3)))
+        embedding = F.relu(self.embed(pooled[-1]))
+        logits = self.classifier(self.dropout(embedding))
+        return [embedding, *pooled], logits
+
     def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.trunk(self.prepare(img))
-        features = F.relu(self.embed(x.mean(dim=(2, 3))))
-        logits = self.classifier(self.dropout(features))
-        assert_shape(features, [img.shape[0], self.feature_dim])
+        blocks, logits = self._blocks(img)
+        features = torch.cat([b * s for b, s in zip(blocks, self.feature_scale.unbind(), strict=True)], dim=1)
+        assert_shape(features, [img.shape[0], self.num_features])
         return features, logits
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        """float [N, C, H, W] in [-1, 1] -> embedding [N, feature_dim] (the metrics' feature space)."""
+        """float [N, C, H, W] in [-1, 1] -> features [N, num_features] (the metrics' feature space)."""
         return self(img)[0]
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor, batch_size: int = 256) -> None:
+        """Set `feature_scale` so that each feature block has unit total variance on `images` (uint8
+        [N, C, H, W] real images, N >= 2), so that no block outweighs the others in FD / KID / PR."""
+        was_training = self.training
+        self.eval()
+        device = self.feature_scale.device
+        parts = [self._blocks(uint8_to_float(images[s : s + batch_size].to(device)))[0]
+                 for s in range(0, len(images), batch_size)]
+        self.train(was_training)
+        for k, block in enumerate(zip(*parts, strict=True)):
+            total_var = float(torch.cat(block).to(torch.float64).var(dim=0).sum())
+            self.feature_scale[k] = 1 / math.sqrt(total_var) if total_var > 0 else 1.0
 
     def split_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:
         """[N, sum of head sizes] -> one [N, head.num_logits] tensor per head."""
@@ -324,6 +361,7 @@ class FeatureNet(torch.nn.Module):
     def extra_repr(self) -> str:
         return (
             f"resolution={self.resolution}, img_channels={self.img_channels}, feature_dim={self.feature_dim}, "
+            f"num_features={self.num_features}, "
             f"heads=[{', '.join(f'{h.name}:{h.num_classes}' for h in self.heads)}]"
         )
 
@@ -574,6 +612,7 @@ def train_feature_net(
             log.info("epoch %d/%d: loss %.4f, mean validation accuracy %.3f (%.0f s)", epoch + 1, epochs,
                      history[-1]["loss"], mean_acc, history[-1]["seconds"])
     net = net.cpu().eval().requires_grad_(False)
+    net.calibrate(train_images[torch.randperm(len(train_images), generator=gen)[:4096]])
     return TrainedFeatureNet(net=net, val_metrics=val, history=history, num_train=len(train_idx),
                              num_val=len(val_idx), seconds=time.perf_counter() - start_time,
                              cpu_seconds=time.process_time() - start_cpu)
@@ -590,9 +629,11 @@ def model_card(result: TrainedFeatureNet, *, data: str, command: str, training: 
     lines = [
         "# Domain feature network",
         "",
-        "A small CNN classifier trained on the dataset's own labels. Its penultimate embedding "
-        f"({net.feature_dim} numbers) is the feature space of `tryon metrics` (Fréchet distance, KID, "
-        "precision/recall) and its heads recover labels for conditional accuracy. It stands in for "
+        "A small CNN classifier trained on the dataset's own labels. Its features (the "
+        f"{net.feature_dim}-number embedding its heads read plus the mean activation of each stage, "
+        f"{net.num_features} numbers, each block scaled to unit variance on the training images) are the "
+        "feature space of `tryon metrics` (Fréchet distance, KID, precision/recall), and its heads "
+        "recover labels for conditional accuracy. It stands in for "
         "Inception, which is not available offline; numbers measured with it are comparable only with "
         "numbers measured with this same network.",
         "",

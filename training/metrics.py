@@ -196,7 +196,7 @@ def _inception_features(detector: Callable[..., torch.Tensor], images: torch.Ten
 class FeatureSet:
     """Features of a set of images (one row per image)."""
 
-    features: np.ndarray                # Feature net embedding [N, feature_dim], float64.
+    features: np.ndarray                # Feature net features [N, num_features], float64.
     predicted: torch.Tensor             # Feature net's class per head, int64 [N, num_heads].
     labels: torch.Tensor                # Label vectors the images have / were asked for [N, label_dim].
     inception: np.ndarray | None        # Inception pool features [N, 2048], or None.
@@ -480,7 +480,8 @@ def assets_dir() -> Path:
 def find_feature_net(label_schema: Mapping[str, Any] | None, label_dim: int,
                      search: Sequence[Path] | None = None) -> Path:
     """The shipped feature net whose heads match the data's label columns best (by column name)."""
-    from tryon.checkpoint import LabelSchema, read_checkpoint_config
+    from tryon.checkpoint import read_checkpoint_config
+    from tryon.labels import LabelSchema
 
     root = assets_dir()
     candidates = list(search) if search is not None else [p for p in sorted(root.glob("*_features")) if p.is_dir()]
