@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from datasets.pipeline import Item, Outcome, Output, encode_image
+from datasets.zipwriter import check_output_options
 from tryon.errors import InputError
 from tryon.face.align import AlignedFace, NoFaceError, align_face
 from tryon.vision.io import ImageLimits, load_image
@@ -31,12 +32,7 @@ class FaceOptions:
     max_upscale: float = 2.0            # Largest enlargement of the face (more: too_small).
 
     def __post_init__(self) -> None:
-        if self.res < 8:
-            raise InputError(f"--res must be at least 8, got {self.res}")
-        if self.image_format not in ("png", "jpg"):
-            raise InputError(f"--format must be png or jpg, got {self.image_format!r}")
-        if not 1 <= self.quality <= 100:
-            raise InputError(f"--quality must be in 1..100, got {self.quality}")
+        check_output_options(self.res, self.image_format, self.quality)
         if self.which not in ("largest", "all"):
             raise InputError(f"--faces must be 'largest' or 'all', got {self.which!r}")
         if not 0.0 <= self.min_coverage <= 1.0 or not 0.0 <= self.min_score <= 1.0:

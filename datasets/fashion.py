@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from datasets.pipeline import Item, Outcome, Output, encode_image
+from datasets.zipwriter import check_output_options
 from tryon.errors import InputError
 from tryon.vision import detectors
 from tryon.vision.detectors import PoseLandmark
@@ -69,12 +70,7 @@ class FashionOptions:
                                         #   person's bounding box like a flat; "skip" = drop them (low_visibility).
 
     def __post_init__(self) -> None:
-        if self.res < 8:
-            raise InputError(f"--res must be at least 8, got {self.res}")
-        if self.image_format not in ("png", "jpg"):
-            raise InputError(f"--format must be png or jpg, got {self.image_format!r}")
-        if not 1 <= self.quality <= 100:
-            raise InputError(f"--quality must be in 1..100, got {self.quality}")
+        check_output_options(self.res, self.image_format, self.quality)
         bad = [v for v in self.views if v not in VIEWS]
         if bad or not self.views:
             got = ", ".join(self.views) or "nothing"

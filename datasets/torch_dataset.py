@@ -42,7 +42,7 @@ class ImageZipDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]
     ):
         self.path = Path(path)
         if not self.path.is_file():
-            raise InputError(f"dataset zip not found: {self.path}")
+            raise InputError(f"no such dataset: {self.path}")
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
         try:

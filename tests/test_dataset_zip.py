@@ -122,7 +122,7 @@ def test_torch_dataset(fashion_zip: Path) -> None:
 
 
 def test_torch_dataset_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="no such dataset"):
         ImageZipDataset(tmp_path / "none.zip")
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip")

@@ -723,15 +723,10 @@ def register(subparsers: Any) -> None:
 
 
 def open_dataset(path: str | os.PathLike[str]) -> LabelledImages:
-    """Open a dataset zip (or folder) with `datasets.ImageZipDataset`, labels included."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such dataset: {path}")
-    try:
-        from datasets import ImageZipDataset
-    except ImportError as exc:
-        raise InputError(f"cannot read datasets: datasets.ImageZipDataset is not available ({exc})") from exc
-    return ImageZipDataset(path, use_labels=True)
+    """Open a dataset zip with its labels (`datasets.ImageZipDataset` raises InputError when unusable)."""
+    from datasets import ImageZipDataset
+
+    return ImageZipDataset(Path(path), use_labels=True)
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -71,14 +71,9 @@ PRELOAD_GPU_MAX_BYTES = 2 << 30        # ... and keep them on the GPU up to this
 
 
 def open_dataset(path: str | os.PathLike[str], mirror: bool = False, use_labels: bool = True) -> Any:
-    """Open a dataset zip with `datasets.ImageZipDataset` (InputError if it is missing or unusable)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such dataset: {path}")
-    try:
-        from datasets import ImageZipDataset
-    except ImportError as exc:
-        raise InputError(f"cannot read datasets: datasets.ImageZipDataset is not available ({exc})") from exc
+    """Open a dataset zip with `datasets.ImageZipDataset` (which raises InputError when it is unusable)."""
+    from datasets import ImageZipDataset
+
     return ImageZipDataset(str(path), xflip=mirror, use_labels=use_labels)
 
 
