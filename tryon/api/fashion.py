@@ -41,8 +41,8 @@ MAX_SEED = 2**32 - 1                    # np.random.RandomState accepts 0 .. 2**
 # Friendly request fields -> label schema column names they may stand for (first match wins,
 # compared case-insensitively).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "category": ("category", "articleType", "article_type", "subCategory", "masterCategory"),
-    "colour": ("colour", "color", "baseColour", "baseColor", "base_colour"),
+    "category": ("category", "articleGroup", "articleType", "article_type", "subCategory", "masterCategory"),
+    "colour": ("colour", "color", "colourGroup", "baseColour", "baseColor", "base_colour"),
     "gender": ("gender", "sex"),
     "view": ("view", "pose"),
 }
