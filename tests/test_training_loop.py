@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +251,37 @@ def test_max_minutes_stops_cleanly_with_a_snapshot(
     assert result["stopped_by"] == "time" and result["kimg"] < 100
     (run_dir,) = tmp_path.iterdir()
     assert len(_snapshots(run_dir)) == 1
+
+
+def test_sigterm_stops_after_the_step_with_a_snapshot_that_resumes(data_zip: Path, tmp_path: Path) -> None:
+    """A preempted run (SIGTERM) writes a snapshot with resume state and exits 0; the run resumes."""
+    outdir = tmp_path / "runs"
+    argv = [sys.executable, "-m", "tryon.cli", "train", "--data", str(data_zip), "--outdir", str(outdir),
+            "--kimg", "100", "--tick", str(STEP_KIMG), "--snap", "1000", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # Wait until it trains: the first tick line.
+            lines.append(line)
+            if line.startswith("tick "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out
+    assert "SIGTERM received" in out
+    result = _result_json(out)
+    assert result["stopped_by"] == "signal" and result["kimg"] < 100
+    (run_dir,) = outdir.iterdir()
+    (snapshot,) = _snapshots(run_dir)  # --snap 1000: only the stop wrote one.
+    networks, _, resume = load_snapshot(snapshot)
+    assert resume is not None and "G_ema" in networks
+    assert tryon_main(["train", "--data", str(data_zip), "--outdir", str(outdir), "--resume", str(run_dir),
+                       "--kimg", str(result["kimg"] + STEP_KIMG), *TINY]) == 0
 
 
 def test_dry_run_prints_options_and_writes_nothing(

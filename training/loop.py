@@ -32,7 +32,9 @@ import os
 import re
 import resource
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -685,6 +687,37 @@ class _RunLog:
 # Entry point.
 
 
+class StopSignals:
+    """SIGTERM and SIGINT (a preempted job, Ctrl-C) ask the loop to stop after the current step and
+    write a snapshot, so the run resumes where it stopped; a second signal stops at once.
+
+    Installed only from the main thread (signal handlers cannot be set elsewhere); restores the
+    previous handlers on exit.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None    # Name of the first signal received, e.g. "SIGTERM".
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            raise KeyboardInterrupt(f"{name} received twice")
+        self.received = name
+        _print(f"{name} received: stopping after this step with a snapshot (send it again to stop at once)")
+
+
 def train(
     opts: TrainingOptions, info: dist.DistInfo | None = None, start_mono: float | None = None
 ) -> dict[str, Any]:
@@ -710,13 +743,14 @@ def train(
         dataset, batch=opts.batch, rank=info.rank, world_size=info.world_size, seed=opts.seed,
         device=info.device, preload=opts.preload, workers=opts.workers, c_dim=opts.c_dim,
     )
-    with tryon.ops.use_impl(opts.ops):
+    with tryon.ops.use_impl(opts.ops), StopSignals() as stops:
         trainer = Trainer(opts, info, data, resume_networks=resume_networks, resume=resume)
-        return _run(trainer, dataset, label_schema, start_time, start_mono)
+        return _run(trainer, dataset, label_schema, start_time, start_mono, stops)
 
 
 def _run(
-    trainer: Trainer, dataset: Any, label_schema: Mapping[str, Any] | None, start_time: float, start_mono: float
+    trainer: Trainer, dataset: Any, label_schema: Mapping[str, Any] | None, start_time: float, start_mono: float,
+    stops: StopSignals | None = None,
 ) -> dict[str, Any]:
     opts, info = trainer.opts, trainer.info
     main = info.is_main
@@ -761,10 +795,11 @@ def _run(
     try:
         while True:
             done = trainer.cur_nimg >= total_nimg
-            if not done and limit_s is not None:
-                out_of_time = time.monotonic() - start_mono >= limit_s
-                if dist.broadcast_flag(out_of_time, info.device):
-                    done, stop_reason = True, "time"
+            if not done:
+                out_of_time = limit_s is not None and time.monotonic() - start_mono >= limit_s
+                signalled = stops is not None and stops.received is not None
+                if dist.broadcast_flag(out_of_time or signalled, info.device):  # Rank 0 decides for all.
+                    done, stop_reason = True, ("signal" if signalled else "time")
             if not done:
                 trainer.step()
                 if bar is not None:
