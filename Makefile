@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The venv's bin goes first on PATH so torch's cpp_extension finds ninja.
 export PATH := $(abspath $(BIN)):$(PATH)
-# `make run` serves the API (shipped models, SQLite under ./data); `make run ARGS="generate ..."` runs any verb.
-ARGS ?= serve
+# `make run` starts the product (`tryon up`: the API with the shipped models and SQLite under ./data, and the
+# storefront UI); `make run ARGS="generate ..."` runs any verb.
+ARGS ?= up
 
 .PHONY: run test setup lint clean
 

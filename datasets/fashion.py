@@ -26,23 +26,22 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from datasets.pipeline import Item, Outcome, Output, encode_image
 from datasets.zipwriter import check_output_options
 from tryon.errors import InputError
 from tryon.vision import detectors
 from tryon.vision.detectors import PoseLandmark
+from tryon.vision.framing import FLAT_MARGIN, box_frame_transform, estimate_background, foreground_box
 from tryon.vision.io import ImageLimits, load_image
+from tryon.vision.model_frame import CANONICAL_HIP, CANONICAL_SHOULDER
 from tryon.vision.warp import coverage, similarity_from_points, transform_points, transform_scale, warp_image
 
 RGB = tuple[int, int, int]
 
-# Where the shoulder and hip midpoints land, as (x, y) fractions of the output side. Chosen from the
-# median catalog photo (head to mid-thigh): the head stays in frame, the torso fills the middle.
-CANONICAL_SHOULDER = (0.5, 0.32)
-CANONICAL_HIP = (0.5, 0.82)
-FLAT_MARGIN = 0.06
+# Where the shoulder and hip midpoints land (fractions of the output side): tryon.vision.model_frame,
+# which the face compositor shares.
 VIEWS = ("flat", "on_model")
 # Why a headless on-model photo (no face; hands seen) could not be pose-normalized, for which it is
 # framed by its bounding box instead (FashionOptions.headless == "box").
@@ -105,34 +104,6 @@ class FashionImage:
 def canonical_points(res: int) -> np.ndarray:
     """[2, 2] output px of the shoulder midpoint and the hip midpoint."""
     return np.array([CANONICAL_SHOULDER, CANONICAL_HIP], dtype=np.float64) * res
-
-
-def estimate_background(a: np.ndarray, *, border: int = 2) -> tuple[RGB, float]:
-    """Background colour of a product photo from its border pixels, and how uniform the border is.
-
-    a: uint8 [H, W, 3]. Returns (median RGB of the outer `border` px, fraction of those pixels
-    within 24 levels of it).
-    """
-    b = max(1, min(border, a.shape[0] // 4, a.shape[1] // 4))
-    ring = np.concatenate(
-        [a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3), a[:, :b].reshape(-1, 3), a[:, -b:].reshape(-1, 3)]
-    ).astype(np.int16)
-    colour = np.median(ring, axis=0)
-    uniform = float((np.abs(ring - colour).max(axis=1) <= 24).mean())
-    return (int(colour[0]), int(colour[1]), int(colour[2])), uniform
-
-
-def foreground_box(a: np.ndarray, background: RGB, *, threshold: int = 24) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1), px, of the pixels that differ from `background` by more than
-    `threshold` levels in some channel, ignoring specks (JPEG noise, dust) of a pixel or two.
-    None when there is no foreground."""
-    diff = np.abs(a.astype(np.int16) - np.array(background, dtype=np.int16)).max(axis=2)
-    mask = Image.fromarray(((diff > threshold) * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(3))
-    box = mask.getbbox()
-    if box is None:
-        return None
-    x0, y0, x1, y1 = box  # Undo the erosion's 1 px.
-    return max(0, x0 - 1), max(0, y0 - 1), min(a.shape[1], x1 + 1), min(a.shape[0], y1 + 1)
 
 
 def confident_faces(a: np.ndarray, options: FashionOptions) -> list[detectors.FaceDetection]:
@@ -282,15 +253,14 @@ def _box_normalize(
     side = max(x1 - x0, y1 - y0)
     if side < 4:
         return FashionImage(None, view, "no_foreground", f"foreground of {x1 - x0}x{y1 - y0} px")
-    scale = res * (1.0 - 2.0 * FLAT_MARGIN) / side
+    M = box_frame_transform(box, res, FLAT_MARGIN)
+    scale = float(M[0, 0])
     if scale > options.max_upscale:
         return FashionImage(None, view, "too_small", f"the garment would be enlarged {scale:.1f}x")
     h, w = a.shape[:2]
     touches = sum([x0 <= 0, y0 <= 0, x1 >= w, y1 >= h])
     if touches >= 3 and (x1 - x0) * (y1 - y0) >= 0.98 * w * h:
         return FashionImage(None, view, "extreme_crop", "the garment fills the whole photo (cut off on 3+ sides)")
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    M = np.array([[scale, 0.0, res / 2 - scale * cx], [0.0, scale, res / 2 - scale * cy]])
     out = warp_image(image, M, (res, res), fill=fill)
     meta = {
         "view": view,

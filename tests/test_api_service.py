@@ -13,6 +13,7 @@ from service_helpers import save_tiny_fashion_checkpoint, service_settings, shop
 from tryon.api import create_app
 from tryon.cli import main as tryon_main
 from tryon.db import repositories as repo
+from tryon.db.migrate import head_revision
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def test_health_reports_database_queue_models_and_ops(client: TestClient) -> Non
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
-    assert body["database"] == {"backend": "sqlite", "revision": "0001", "ok": True}
+    assert body["database"] == {"backend": "sqlite", "revision": head_revision(), "ok": True}
     assert body["queue"]["backend"] == "sqlite" and body["queue"]["ok"] and body["queue"]["in_process_workers"] == 2
     assert "debug.sleep" in body["queue"]["job_kinds"]
     # None configured here: the shipped model (loaded lazily) when tryon/assets/fashion has one.

@@ -21,7 +21,19 @@ from tryon import __version__
 from tryon.api.errors import install_error_handlers
 from tryon.api.metrics import Metrics
 from tryon.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from tryon.api.routers import faces, health, images, jobs, outfits, sessions
+from tryon.api.routers import (
+    catalog,
+    face_edits,
+    faces,
+    garments,
+    health,
+    images,
+    jobs,
+    outfits,
+    sessions,
+    tryon,
+    variants,
+)
 from tryon.api.runtime import Runtime, build_runtime
 from tryon.config import Settings, get_settings
 
@@ -75,6 +87,9 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
         openapi_tags=[
             {"name": "auth", "description": "Sessions and API keys"},
             {"name": "outfits", "description": "Generated outfits and the labels they take"},
+            {"name": "catalog", "description": "The shared catalog (generated on first use; designers add to it)"},
+            {"name": "variants", "description": "Garment variants for designers"},
+            {"name": "garments", "description": "Garment photos put on a generated model"},
             {"name": "faces", "description": "Face uploads (owned by the caller)"},
             {"name": "images", "description": "Stored images"},
             {"name": "jobs", "description": "Slow work"},
@@ -88,7 +103,7 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
         upload_limit=settings.max_upload_bytes,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # Outermost: every response has an id.
-    for module in (health, sessions, outfits, faces, images, jobs):
+    for module in (health, sessions, outfits, faces, face_edits, images, jobs, tryon, catalog, variants, garments):
         app.include_router(module.router)
     return app
 

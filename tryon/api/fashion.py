@@ -4,19 +4,17 @@ Outfit requests name labels of the checkpoint's label schema (`GET /v1/labels`),
 (`labels={"articleType": "Tshirts"}`) or through the friendly fields category / colour / gender /
 view, which map onto the schema's columns by name (`FIELD_ALIASES`).
 
-Latents follow `tryon generate` (NVlabs' generate.py): z = RandomState(seed).randn(z_dim) and const
+Label resolution and generation are the outfit pipeline's (`tryon.pipelines.FashionPipeline`):
+latents follow `tryon generate` (NVlabs' generate.py): z = RandomState(seed).randn(z_dim) and const
 noise, so an outfit here is the image the CLI makes for the same checkpoint, labels, seed and
-truncation. Concurrent requests run as one forward pass (`DynamicBatcher`); each sample keeps its
-own truncation.
-
-When `tryon.fashion` (the outfit pipeline) lands, `generate_batch` is where it plugs in.
+truncation. This service adds lazy loading and batching: concurrent requests run as one forward
+pass (`DynamicBatcher`); each sample keeps its own truncation.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
@@ -28,37 +26,20 @@ import numpy as np
 
 from tryon.api.batching import DynamicBatcher
 from tryon.errors import CheckpointError, InputError, TryonError
+from tryon.pipelines.outfits import FIELD_ALIASES as FIELD_ALIASES
+from tryon.pipelines.outfits import MAX_SEED as MAX_SEED
+from tryon.pipelines.outfits import OutfitSpec as OutfitSpec
 
 if TYPE_CHECKING:
     from tryon.config import Settings
     from tryon.labels import LabelSchema
     from tryon.nn import Generator
+    from tryon.pipelines.outfits import FashionPipeline
 
 log = logging.getLogger(__name__)
 
-MAX_SEED = 2**32 - 1                    # np.random.RandomState accepts 0 .. 2**32 - 1.
-
-# Friendly request fields -> label schema column names they may stand for (first match wins,
-# compared case-insensitively).
-FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "category": ("category", "articleGroup", "articleType", "article_type", "subCategory", "masterCategory"),
-    "colour": ("colour", "color", "colourGroup", "baseColour", "baseColor", "base_colour"),
-    "gender": ("gender", "sex"),
-    "view": ("view", "pose"),
-}
-
-
 class ModelUnavailableError(TryonError):
     """No model to serve (none configured, or it cannot be loaded). The API answers 503."""
-
-
-@dataclasses.dataclass(frozen=True)
-class OutfitSpec:
-    """One checked outfit request: schema labels, seed, truncation."""
-
-    labels: dict[str, str]              # {schema column name: value}, canonical spelling.
-    seed: int                           # 0 .. 2**32 - 1.
-    truncation: float                   # psi: 1 = none, 0 = the average outfit.
 
 
 @dataclasses.dataclass
@@ -66,11 +47,18 @@ class FashionModel:
     """A loaded fashion generator."""
 
     directory: Path
-    G: Generator
-    schema: LabelSchema | None          # None: the checkpoint names no labels.
+    pipeline: FashionPipeline           # Labels, latents, rendering (one copy for CLI, API, jobs).
     checkpoint_id: str                  # sha256 of config.json (it holds the weights' sha256s).
     device: str
     load_seconds: float
+
+    @property
+    def G(self) -> Generator:
+        return self.pipeline.G
+
+    @property
+    def schema(self) -> LabelSchema | None:  # None: the checkpoint names no labels.
+        return self.pipeline.schema
 
     @property
     def resolution(self) -> int:
@@ -90,6 +78,7 @@ class FashionService:
         self._model: FashionModel | None = None
         self._error: str | None = None
         self._lock = threading.Lock()
+        self.catalog_lock = threading.Lock()  # One catalog fill per process at a time (see ensure_catalog).
         self.batcher: DynamicBatcher[OutfitSpec, np.ndarray] = DynamicBatcher(
             self.generate_batch,
             max_batch_size=settings.batch_max_size,
@@ -115,26 +104,18 @@ class FashionService:
                 "no fashion model is installed: set TRYON_FASHION_CHECKPOINT to a checkpoint folder "
                 "(or ship one in tryon/assets/fashion)"
             )
-        from tryon.checkpoint import CONFIG_FILE, load_checkpoint
-        from tryon.labels import LabelSchema
-        from tryon.nn import Generator
+        from tryon.pipelines.outfits import FashionPipeline
 
         device = self.settings.torch_device()
         started = time.perf_counter()
         try:
-            ckpt = load_checkpoint(self.checkpoint_dir, names=("G_ema",), device=device)
-            config_bytes = (Path(self.checkpoint_dir) / CONFIG_FILE).read_bytes()
-            G = ckpt.networks["G_ema"]
-            schema = LabelSchema.from_json(ckpt.label_schema) if ckpt.label_schema else None
+            pipeline = FashionPipeline.from_checkpoint(
+                self.checkpoint_dir, device=device, ops_impl=self.settings.ops_impl
+            )
         except (CheckpointError, InputError, OSError, KeyError) as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             raise ModelUnavailableError(f"the fashion model at {self.checkpoint_dir} cannot be loaded: {exc}") from exc
-        if not isinstance(G, Generator):
-            raise ModelUnavailableError(f"G_ema of {self.checkpoint_dir} is not a generator")
-        if schema is not None and schema.dim != int(G.c_dim):
-            raise ModelUnavailableError(
-                f"the fashion model's label schema has {schema.dim} entries but its generator takes {G.c_dim}"
-            )
+        G = pipeline.G
         # One forward pass at load time builds (or loads) the compiled ops, so that the first
         # request does not pay for it.
         import torch
@@ -144,9 +125,8 @@ class FashionService:
             G(torch.zeros([1, int(G.z_dim)], device=device), c, noise_mode="const")
         model = FashionModel(
             directory=Path(self.checkpoint_dir),
-            G=G,
-            schema=schema,
-            checkpoint_id=hashlib.sha256(config_bytes).hexdigest(),
+            pipeline=pipeline,
+            checkpoint_id=pipeline.checkpoint_id,
             device=str(device),
             load_seconds=time.perf_counter() - started,
         )
@@ -181,56 +161,24 @@ class FashionService:
 
     # --- Requests -------------------------------------------------------------------------------------
 
+    def pipeline(self) -> FashionPipeline:
+        """The loaded outfit pipeline (variants, garment transfer and the catalog use it directly)."""
+        return self.model().pipeline
+
     def field_columns(self) -> dict[str, str]:
         """{friendly field: schema column} for the fields this model has."""
-        schema = self.model().schema
-        if schema is None:
-            return {}
-        by_folded = {col.name.casefold(): col.name for col in schema.columns}
-        out = {}
-        for field, aliases in FIELD_ALIASES.items():
-            for alias in aliases:
-                if alias.casefold() in by_folded:
-                    out[field] = by_folded[alias.casefold()]
-                    break
-        return out
+        return self.pipeline().field_columns()
 
     def resolve(
         self, *, fields: Mapping[str, str | None], labels: Mapping[str, str], seed: int, truncation: float
     ) -> OutfitSpec:
         """Check a request against the model's labels. Raises InputError (400) with what is allowed."""
-        model = self.model()
-        if not 0 <= seed <= MAX_SEED:
-            raise InputError(f"seed must be in 0..{MAX_SEED}")
-        given = {k: v for k, v in fields.items() if v is not None}
-        if model.schema is None:
-            if int(model.G.c_dim) > 0:
-                raise ModelUnavailableError("the fashion model is conditional but names no labels; it cannot be served")
-            if given or labels:
-                raise InputError("this fashion model is unconditional: it takes no labels")
-            return OutfitSpec(labels={}, seed=seed, truncation=truncation)
-        schema = model.schema
-        columns = self.field_columns()
-        resolved: dict[str, str] = {}
-        for field, value in given.items():
-            column = columns.get(field)
-            if column is None:
-                names = ", ".join(c.name for c in schema.columns)
-                raise InputError(f"this fashion model has no {field} label; its labels are: {names}")
-            resolved[column] = value
-        for name, value in labels.items():
-            column = schema.column(name).name  # InputError lists the labels.
-            if column in resolved and resolved[column].casefold() != value.casefold():
-                raise InputError(f"label {column} is given twice with different values")
-            resolved[column] = value
-        canonical = {}
-        for name, value in resolved.items():
-            col = schema.column(name)
-            canonical[col.name] = col.values[schema.index(name, value) - col.offset]
-        if int(model.G.c_dim) > 0 and not canonical:
-            names = ", ".join(c.name for c in schema.columns)
-            raise InputError(f"give at least one label (category, colour, gender, view, or any of: {names})")
-        return OutfitSpec(labels=canonical, seed=seed, truncation=truncation)
+        pipeline = self.pipeline()
+        try:
+            return pipeline.spec(**{k: v for k, v in fields.items() if v is not None}, labels=labels, seed=seed,
+                                 truncation=truncation)
+        except CheckpointError as exc:  # A model that cannot serve requests (e.g. unnamed labels).
+            raise ModelUnavailableError(str(exc)) from exc
 
     def labels(self) -> dict[str, Any]:
         """The label schema with the friendly field each column answers to."""
@@ -258,28 +206,235 @@ class FashionService:
 
     def generate_batch(self, specs: Sequence[OutfitSpec]) -> list[np.ndarray]:
         """One forward pass for all `specs` -> uint8 images [H, W, C], in order."""
-        import torch
-
-        from tryon.imaging import to_uint8
-        from tryon.ops import use_impl
-
-        model = self.model()
-        G = model.G
-        z = np.stack([np.random.RandomState(s.seed).randn(int(G.z_dim)) for s in specs])
-        c = np.zeros([len(specs), int(G.c_dim)], dtype=np.float32)
-        if model.schema is not None:
-            for i, spec in enumerate(specs):
-                c[i] = model.schema.encode(spec.labels)
-        psi = torch.tensor([s.truncation for s in specs], dtype=torch.float32, device=model.device)
-        with torch.no_grad(), use_impl(self.settings.ops_impl):
-            z_t = torch.from_numpy(z).to(torch.float32).to(model.device)
-            c_t = torch.from_numpy(c).to(model.device) if int(G.c_dim) > 0 else None
-            ws = G.mapping(z_t, c_t)
-            if bool((psi != 1).any()):
-                # Truncation per sample: w_avg + psi * (w - w_avg), as G.mapping does for one psi.
-                ws = G.mapping.w_avg.lerp(ws, psi.reshape(-1, 1, 1))
-            images = G.synthesis(ws, noise_mode="const")
-        return list(to_uint8(images))
+        return self.pipeline().generate_specs(specs)[1]
 
     def close(self) -> None:
         self.batcher.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Catalog, variants and garment transfer: storing what the pipelines make (routes and jobs share it).
+
+LATENT_MEDIA_TYPE = "application/x-npz"
+CATALOG_PER_GROUP = 2                   # Generated catalog items per category x gender x view.
+CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
+CATALOG_STALE_S = 600.0                 # A fill claimed longer ago than this belonged to a dead process.
+CATALOG_WAIT_S = 120.0                  # How long a request waits for another process's fill.
+GARMENT_TRANSFER_JOB = "garment.transfer"
+TRANSFER_STEPS = 100                    # Default projection steps of the service.
+
+
+class CatalogNotReadyError(ModelUnavailableError):
+    """Another process is still generating the catalog (503: retry shortly)."""
+
+
+def latent_bytes(ws: np.ndarray, **meta: Any) -> bytes:
+    """W+ latent float32 [num_ws, w_dim] (+ JSON-able metadata) -> npz bytes for the blob store."""
+    import io
+    import json
+
+    buf = io.BytesIO()
+    np.savez(buf, ws=np.asarray(ws, dtype=np.float32), meta=np.array(json.dumps(meta, sort_keys=True)))
+    return buf.getvalue()
+
+
+def load_latent(data: bytes) -> np.ndarray:
+    """npz bytes of `latent_bytes` -> ws float32 [num_ws, w_dim] (no pickles are read)."""
+    import io
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return np.asarray(npz["ws"], dtype=np.float32)
+
+
+def save_generated_outfit(
+    session: Any,
+    *,
+    blobs: Any,
+    owner_id: str,
+    result: Any,
+    checkpoint_id: str,
+    kind: str = "outfit",
+) -> tuple[Any, Any]:
+    """Store an OutfitResult (image, latent, params) as an outfit of `owner_id`. Returns (outfit, image)."""
+    from tryon.api.records import save_image
+    from tryon.db import repositories as repo
+
+    stored = save_image(session, blobs=blobs, owner_id=owner_id, image=result.image, kind=kind)
+    latent = repo.store_blob(
+        session, blobs=blobs, data=latent_bytes(result.ws, params=result.params), media_type=LATENT_MEDIA_TYPE
+    )
+    base_seed = result.seed if result.seed is not None else int(result.params.get("base", {}).get("seed", 0))
+    outfit = repo.create_outfit(
+        session,
+        owner_id=owner_id,
+        labels=result.labels,
+        seed=base_seed,
+        truncation=result.truncation,
+        checkpoint=checkpoint_id,
+        image_id=stored.id,
+    )
+    outfit.latent_sha256 = latent.sha256
+    outfit.params = _json_safe(result.params)
+    session.flush()
+    return outfit, stored
+
+
+def _json_safe(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def ensure_catalog(fashion: FashionService, database: Any, blobs: Any) -> int:
+    """Generate and store the shipped catalog of the current model once (the first call in any
+    process does it; concurrent callers wait). Returns the number of generated items.
+
+    Raises ModelUnavailableError without a model, CatalogNotReadyError when another process's fill
+    takes longer than CATALOG_WAIT_S.
+    """
+    import datetime as dt
+
+    from tryon.db import repositories as repo
+
+    pipeline = fashion.pipeline()
+    checkpoint = pipeline.checkpoint_id
+    with database.sessions() as session:
+        fill = repo.get_catalog_fill(session, checkpoint=checkpoint)
+        if fill is not None and fill.status == "done":
+            return int(fill.items)
+    with fashion.catalog_lock:
+        deadline = time.monotonic() + CATALOG_WAIT_S
+        while True:
+            with database.sessions() as session:
+                fill = repo.get_catalog_fill(session, checkpoint=checkpoint)
+                if fill is not None and fill.status == "done":
+                    return int(fill.items)
+                claimed = repo.claim_catalog_fill(
+                    session, checkpoint=checkpoint, stale_after=dt.timedelta(seconds=CATALOG_STALE_S)
+                )
+                if claimed is not None:
+                    return _fill_catalog(pipeline, database, blobs, checkpoint, claimed.owner_id)
+            if time.monotonic() > deadline:
+                raise CatalogNotReadyError("the catalog is being generated by another process: retry in a minute")
+            time.sleep(0.25)
+
+
+def _fill_catalog(pipeline: FashionPipeline, database: Any, blobs: Any, checkpoint: str, owner_id: str) -> int:
+    from tryon.api.records import save_image
+    from tryon.db import repositories as repo
+    from tryon.db.models import CatalogFill, CatalogSource
+
+    started = time.perf_counter()
+    plan = pipeline.catalog_specs(CATALOG_PER_GROUP)
+    try:
+        rendered: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(plan), CATALOG_BATCH):
+            specs = [spec for _, spec in plan[start : start + CATALOG_BATCH]]
+            ws, images = pipeline.generate_specs(specs)
+            rendered += list(zip(ws.cpu().numpy().astype(np.float32), images, strict=True))
+        with database.sessions.begin() as session:
+            for position, ((name, spec), (ws_np, image)) in enumerate(zip(plan, rendered, strict=True)):
+                stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind="catalog")
+                latent = repo.store_blob(session, blobs=blobs, data=latent_bytes(ws_np), media_type=LATENT_MEDIA_TYPE)
+                repo.add_catalog_item(
+                    session,
+                    owner_id=owner_id,
+                    name=name,
+                    source=CatalogSource.GENERATED.value,
+                    labels=spec.labels,
+                    fields=pipeline.friendly_fields(spec.labels),
+                    image_id=stored.id,
+                    seed=spec.seed,
+                    truncation=spec.truncation,
+                    checkpoint=checkpoint,
+                    latent_sha256=latent.sha256,
+                    slot=f"{checkpoint[:16]}:{position}",
+                    position=position,
+                )
+            repo.finish_catalog_fill(session, checkpoint=checkpoint, items=len(plan))
+    except BaseException:
+        # Give the claim back so that the next request tries again.
+        from sqlalchemy import delete
+
+        with database.sessions.begin() as session:
+            session.execute(delete(CatalogFill).where(CatalogFill.checkpoint == checkpoint))
+        raise
+    log.info("catalog of %d items generated in %.1f s", len(plan), time.perf_counter() - started)
+    return len(plan)
+
+
+def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """`garment.transfer`: payload {"garment_id", "gender"?, "seed"?, "steps"?} -> the garment worn by a model."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from tryon.api.records import save_image
+    from tryon.db import repositories as repo
+    from tryon.pipelines.transfer import garment_transfer
+
+    fashion: FashionService = ctx.env.services["fashion"]
+    pipeline = fashion.pipeline()
+    database, blobs = ctx.env.database, ctx.env.blobs
+    garment_id = str(payload["garment_id"])
+    with database.sessions() as session:
+        garment = repo.get_garment(session, garment_id=garment_id, owner_id=ctx.owner_id)
+        if garment is None:
+            raise InputError(f"garment {garment_id} no longer exists")
+        photo_row = repo.get_image(session, image_id=garment.photo_image_id, owner_id=ctx.owner_id)
+        if photo_row is None:
+            raise InputError(f"the photo of garment {garment_id} no longer exists")
+        data = blobs.get(photo_row.blob_sha256)
+    with PILImage.open(io.BytesIO(data)) as pil:
+        photo = pil.convert("RGB")
+    result = garment_transfer(
+        pipeline,
+        photo,
+        gender=payload.get("gender"),
+        seed=int(payload.get("seed", 0)),
+        steps=int(payload.get("steps", TRANSFER_STEPS)),
+        progress=ctx.progress,
+    )
+    with database.sessions.begin() as session:
+        garment = repo.get_garment(session, garment_id=garment_id, owner_id=ctx.owner_id)
+        if garment is None:
+            raise InputError(f"garment {garment_id} was deleted while it was transferred")
+        flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind="garment_flat")
+        save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind="garment_framed")
+        from tryon.pipelines.outfits import OutfitResult
+
+        worn = OutfitResult(
+            image=result.on_model,
+            labels=result.on_model_labels,
+            seed=result.seed,
+            truncation=result.truncation,
+            ws=result.on_model_ws,
+            params={"mode": "transfer", "garment_id": garment_id, "layers": ["middle", "fine"]},
+        )
+        outfit, on_model = save_generated_outfit(
+            session,
+            blobs=blobs,
+            owner_id=ctx.owner_id,
+            result=worn,
+            checkpoint_id=pipeline.checkpoint_id,
+            kind="garment_on_model",
+        )
+        latent = repo.store_blob(
+            session, blobs=blobs, data=latent_bytes(result.flat_ws, labels=result.labels), media_type=LATENT_MEDIA_TYPE
+        )
+        metrics = _json_safe({**result.metrics, "timings": result.timings, "estimate": result.estimate})
+        garment.status = "transferred"
+        garment.latent_sha256 = latent.sha256
+        garment.flat_image_id = flat.id
+        garment.on_model_image_id = on_model.id
+        garment.outfit_id = outfit.id
+        garment.labels = dict(result.labels)
+        garment.metrics = metrics
+        summary = {k: metrics.get(k) for k in ("colour_distance", "colour_distance_before", "category_agreement")}
+        return {
+            "garment_id": garment_id,
+            "flat": {"id": flat.id, "url": f"/v1/images/{flat.id}"},
+            "on_model": {"id": on_model.id, "url": f"/v1/images/{on_model.id}"},
+            "outfit_id": outfit.id,
+            "metrics": {**summary, "seconds": round(result.timings["total_s"], 3)},
+        }

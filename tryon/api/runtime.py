@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from tryon.api.fashion import FashionService, OutfitSpec
+from tryon.api.fashion import GARMENT_TRANSFER_JOB, FashionService, OutfitSpec, garment_transfer_job
 from tryon.api.metrics import Metrics
 from tryon.api.ratelimit import RateLimiter
 from tryon.api.records import save_outfit
@@ -50,6 +50,15 @@ def build_job_registry() -> JobRegistry:
     registry = JobRegistry()
     register_builtin_job_types(registry)
     registry.register("outfit.generate", outfit_job, description="generate an outfit image (batched)")
+    registry.register(
+        GARMENT_TRANSFER_JOB, garment_transfer_job, max_attempts=2, description="put a garment photo on a model"
+    )
+    from tryon.face.jobs import register_face_jobs
+
+    register_face_jobs(registry)
+    from tryon.api.routers.tryon import register_tryon_jobs  # Here: the router imports this module.
+
+    register_tryon_jobs(registry)
     return registry
 
 

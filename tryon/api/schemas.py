@@ -93,6 +93,9 @@ class FacePublic(BaseModel):
     faces_found: int | None = Field(None, description="Faces in the photo; the largest is used.")
     note: str | None = Field(None, examples=["2 faces were found; the largest was used."])
     projection_job: JobPublic | None = None
+    reconstruction: ImagePublic | None = Field(
+        None, description="The face as the face generator draws it once projected (status 'projected')."
+    )
     created_at: dt.datetime
 
 
@@ -185,3 +188,194 @@ def image_public(image: Any) -> ImagePublic:
         height=image.height,
         media_type=image.media_type,
     )
+
+
+# --- Try-on (B2) --------------------------------------------------------------------------------------
+
+
+class TryOnEdits(BaseModel):
+    """Face edits applied before compositing (see `GET /v1/edits/directions`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strengths: dict[str, float] = Field(default_factory=dict, examples=[{"age": 10, "smile": 0.5}])
+    instruction: str | None = Field(None, max_length=500, examples=["older, smiling"])
+
+
+class TryOnCreate(BaseModel):
+    """A face (projected) and one of an outfit, a catalog item or a garment (its on-model image)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"face_id": "f_…", "outfit_id": "o_…", "edits": {"strengths": {"smile": 0.5}}}]
+        },
+    )
+
+    face_id: str = Field(max_length=64)
+    outfit_id: str | None = Field(None, max_length=64)
+    catalog_id: str | None = Field(None, max_length=64)
+    garment_id: str | None = Field(None, max_length=64)
+    edits: TryOnEdits | None = None
+
+
+class TryOnPublic(BaseModel):
+    """A try-on: poll `GET /v1/tryon/{id}` (or its job) until `status` is succeeded or failed."""
+
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    face_id: str
+    outfit_id: str | None = None
+    catalog_id: str | None = None
+    garment_id: str | None = None
+    edits: dict[str, Any] = Field(default_factory=dict, description="strengths (resolved when done), instruction")
+    image: ImagePublic | None = Field(None, description="The composite, when done.")
+    notes: list[str] = Field(default_factory=list, examples=[["the face was placed at the model's head position"]])
+    metrics: dict[str, Any] | None = Field(None, description="Compositing metrics (how the face was located...).")
+    error: str | None = None
+    job: JobPublic | None = None
+    created_at: dt.datetime
+
+
+# --- Catalog, variants, garments (B1) -----------------------------------------------------------------
+
+
+class CatalogItemPublic(BaseModel):
+    """A garment of the shared catalog. Its image is readable by every caller (`image.url`)."""
+
+    id: str
+    name: str = Field(examples=["blue tops (Men, on model)"])
+    labels: dict[str, str] = Field(description="The model's labels (schema names).")
+    category: str | None = None
+    colour: str | None = None
+    gender: str | None = None
+    view: str | None = None
+    seed: int | None = None
+    truncation: float | None = None
+    source: Literal["generated", "designer"]
+    params: dict[str, Any] | None = Field(None, description="How a designer's variant was made.")
+    image: ImagePublic
+    outfit_id: str | None = None
+    created_at: dt.datetime
+
+
+class CatalogPage(BaseModel):
+    items: list[CatalogItemPublic]
+    page: int
+    per_page: int
+    total: int
+
+
+class CatalogCreate(BaseModel):
+    """Save one of your outfits (e.g. a variant) or images to the catalog."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"outfit_id": "0f3c...", "name": "Midnight tee"}]},
+    )
+
+    outfit_id: str | None = Field(None, max_length=64)
+    image_id: str | None = Field(None, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    labels: dict[str, str] | None = Field(
+        None, description="Labels by schema name or category / colour / gender / view (default: the outfit's)."
+    )
+
+
+class VariantsCreate(BaseModel):
+    """Variants of a garment: other seeds, a truncation sweep, style mixing with another garment by
+    layer group, an interpolation path to it, or other colours with the same seed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "base": {"category": "tops", "colour": "blue", "gender": "Men", "view": "flat", "seed": 3},
+                    "mode": "mix",
+                    "other": {"category": "tops", "colour": "red", "gender": "Men", "view": "flat", "seed": 9},
+                    "layers": "fine",
+                }
+            ]
+        },
+    )
+
+    base: OutfitCreate
+    mode: Literal["seeds", "truncation", "mix", "interpolate", "colour"]
+    seeds: list[int] | None = Field(None, max_length=64, description="seeds: the seeds (default: 4 after base's).")
+    truncations: list[float] | None = Field(None, max_length=64, description="truncation: the psis.")
+    other: OutfitCreate | None = Field(None, description="mix / interpolate: the second garment.")
+    layers: Literal["coarse", "middle", "fine"] | list[Literal["coarse", "middle", "fine"]] = Field(
+        "fine", description="mix: coarse = silhouette, middle, fine = colour / texture (one image per group)."
+    )
+    steps: int = Field(5, ge=2, le=64, description="interpolate: images on the path, ends included.")
+    colours: list[str] | None = Field(None, max_length=64, description="colour: the colours (default: all).")
+
+
+class VariantPublic(BaseModel):
+    outfit_id: str
+    image: ImagePublic
+    params: dict[str, Any]
+
+
+class VariantsPublic(BaseModel):
+    variants: list[VariantPublic]
+
+
+class GarmentPublic(BaseModel):
+    """An uploaded garment photo and its transfer onto a model (poll until status is transferred)."""
+
+    id: str
+    status: Literal["queued", "transferring", "transferred", "failed"]
+    photo: ImagePublic | None
+    flat: ImagePublic | None = Field(None, description="The garment as the fashion generator draws it.")
+    on_model: ImagePublic | None = Field(None, description="The garment worn by a generated model.")
+    outfit_id: str | None = Field(None, description="The on-model outfit (try-on takes it).")
+    labels: dict[str, str] | None = Field(None, description="The garment's labels, read by the classifier.")
+    metrics: dict[str, Any] | None = None
+    error: str | None = None
+    job: JobPublic | None = None
+    created_at: dt.datetime
+
+
+# --- Face edits (A2) ----------------------------------------------------------------------------------
+
+
+class EditDirectionPublic(BaseModel):
+    name: str = Field(examples=["age"])
+    range: list[float] = Field(min_length=2, max_length=2, examples=[[-15, 15]], description="Allowed strengths.")
+    description: str = Field(examples=["older (+) or younger (−)"])
+    unit: str = Field(description="What one unit of strength means.")
+    kind: str = Field(examples=["attribute", "ganspace", "sefa"], description="How the direction was found.")
+    layers: str = Field(examples=["coarse", "middle+fine", "all"], description="Layers it edits by default.")
+
+
+class EditDirectionsPublic(BaseModel):
+    directions: list[EditDirectionPublic]
+    instruction_words: list[str] = Field(description="Every word and phrase `instruction` understands.")
+    layer_groups: dict[str, list[int]] = Field(description="ws index ranges [start, stop) of each layer group.")
+
+
+class EditCreate(BaseModel):
+    """Edits of a projected face: strengths by direction name and/or an instruction in plain words
+    (explicit strengths win over the instruction's for the same name)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"strengths": {"age": 10, "smile": 0.5}, "instruction": None},
+                                        {"instruction": "a bit older, no glasses", "keep": ["gender"]}]},
+    )
+
+    strengths: dict[str, float] = Field(default_factory=dict, max_length=32, examples=[{"age": 10, "smile": 0.5}])
+    instruction: str | None = Field(None, max_length=500, examples=["older, smiling, no glasses"])
+    keep: list[str] = Field(default_factory=list, max_length=16, description="Attributes to keep fixed (e.g. gender).")
+
+
+class EditPublic(BaseModel):
+    id: str
+    face_id: str
+    strengths: dict[str, float] = Field(description="The strengths applied (instruction merged).")
+    instruction: str | None = None
+    keep: list[str] = Field(default_factory=list)
+    image: ImagePublic | None = Field(description="The edited face (null once the image was deleted).")
+    created_at: dt.datetime

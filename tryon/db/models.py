@@ -10,6 +10,7 @@ Who owns what:
             │    └─ tryons              a face put onto an outfit / garment
             ├─ outfits                   generated outfit images (labels, seed, truncation)
             ├─ garments                  uploaded garment photos (garment transfer)
+            ├─ catalog_items             the shared catalog (generated on first use, or saved by designers)
             └─ jobs                      slow work: status, progress, result, error, retries
 
 Deleting a face deletes (ON DELETE CASCADE, and explicitly in `repositories.delete_face`) its
@@ -293,6 +294,9 @@ class Outfit(Base):
     checkpoint: Mapped[str] = mapped_column(String(SHA256_LENGTH))  # sha256 of the checkpoint's config.json.
     image_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("images.id"))
     created_at: Mapped[dt.datetime] = _created()
+    # Since 0002: the W+ latent (npz blob) and how a variant / transfer made it (None: labels + seed).
+    latent_sha256: Mapped[str | None] = mapped_column(String(SHA256_LENGTH), ForeignKey("blobs.sha256"))
+    params: Mapped[dict[str, Any] | None]
 
 
 class Garment(Base):
@@ -307,6 +311,14 @@ class Garment(Base):
     latent_sha256: Mapped[str | None] = mapped_column(String(SHA256_LENGTH), ForeignKey("blobs.sha256"))
     job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = _created()
+    # Since 0002: what the transfer made (status "transferred").
+    flat_image_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("images.id", ondelete="SET NULL"))
+    on_model_image_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("images.id", ondelete="SET NULL")
+    )
+    outfit_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("outfits.id", ondelete="SET NULL"))
+    labels: Mapped[dict[str, Any] | None]   # Estimated labels of the garment (view "flat").
+    metrics: Mapped[dict[str, Any] | None]  # Colour fidelity, category agreement, projection losses.
 
 
 class TryOn(Base):
@@ -323,3 +335,63 @@ class TryOn(Base):
     image_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("images.id", ondelete="SET NULL"))
     job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = _created()
+    # Since 0002: the catalog item tried on, when the request named one.
+    catalog_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("catalog_items.id", ondelete="SET NULL")
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The catalog (since 0002).
+
+
+class CatalogSource(enum.StrEnum):
+    GENERATED = "generated"             # Made by the service on first use (deterministic seeds).
+    DESIGNER = "designer"               # Saved by a designer (POST /v1/catalog).
+
+
+class CatalogItem(Base):
+    """A garment in the shared catalog: every caller may list it and read its image.
+
+    The label columns (category, colour, gender, view) copy the friendly fields out of `labels` so
+    that filters are plain SQL on both SQLite and PostgreSQL. `slot` names a generated item's place
+    ("<checkpoint prefix>:<index>"), unique, so a catalog is never generated twice.
+    """
+
+    __tablename__ = "catalog_items"
+    __table_args__ = (CheckConstraint("source IN ('generated', 'designer')", name="source"),)
+
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner_fk()  # The catalog's owner (generated) or the designer's.
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16), index=True)
+    slot: Mapped[str | None] = mapped_column(String(100), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # Listing order (generated items).
+    labels: Mapped[dict[str, Any]]
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    colour: Mapped[str | None] = mapped_column(String(100), index=True)
+    gender: Mapped[str | None] = mapped_column(String(100), index=True)
+    view: Mapped[str | None] = mapped_column(String(100), index=True)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    truncation: Mapped[float | None] = mapped_column(Float)
+    params: Mapped[dict[str, Any] | None]
+    checkpoint: Mapped[str | None] = mapped_column(String(SHA256_LENGTH))
+    image_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("images.id", ondelete="CASCADE"))
+    outfit_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("outfits.id", ondelete="SET NULL"))
+    latent_sha256: Mapped[str | None] = mapped_column(String(SHA256_LENGTH), ForeignKey("blobs.sha256"))
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class CatalogFill(Base):
+    """One generation of the shipped catalog for a checkpoint: the row is the lock (its primary key
+    lets one process claim the fill; the others wait for status "done")."""
+
+    __tablename__ = "catalog_fills"
+    __table_args__ = (CheckConstraint("status IN ('filling', 'done')", name="status"),)
+
+    checkpoint: Mapped[str] = mapped_column(String(SHA256_LENGTH), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[str] = _owner_fk()  # Owner of the generated items and their images.
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]

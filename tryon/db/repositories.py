@@ -26,8 +26,11 @@ from tryon.db.models import (
     ApiKey,
     Base,
     Blob,
+    CatalogFill,
+    CatalogItem,
     Edit,
     Face,
+    Garment,
     Image,
     Job,
     JobStatus,
@@ -563,3 +566,235 @@ def count_jobs_by_status(session: Session) -> dict[str, int]:
 
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Try-ons.
+
+
+def create_tryon(
+    session: Session,
+    *,
+    owner_id: str,
+    face_id: str,
+    outfit_id: str | None = None,
+    garment_id: str | None = None,
+    catalog_id: str | None = None,
+    edits: dict[str, Any] | None = None,
+) -> TryOn:
+    """A try-on row (its image comes later, from the `tryon.render` job)."""
+    row = TryOn(
+        id=new_id(),
+        owner_id=owner_id,
+        face_id=face_id,
+        outfit_id=outfit_id,
+        garment_id=garment_id,
+        catalog_id=catalog_id,
+        edits=dict(edits or {}),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_tryon(session: Session, *, tryon_id: str, owner_id: str | None = None) -> TryOn | None:
+    """A try-on by id; with `owner_id`, only that owner's."""
+    query = select(TryOn).where(TryOn.id == tryon_id)
+    if owner_id is not None:
+        query = query.where(TryOn.owner_id == owner_id)
+    return session.scalar(query)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Catalog and garments (B1).
+
+CATALOG_OWNER_NAME = "tryon catalog"    # Owner of the generated catalog's rows and images.
+
+
+def get_catalog_fill(session: Session, *, checkpoint: str) -> CatalogFill | None:
+    return session.get(CatalogFill, checkpoint, populate_existing=True)
+
+
+def claim_catalog_fill(
+    session: Session, *, checkpoint: str, stale_after: dt.timedelta, now: dt.datetime | None = None
+) -> CatalogFill | None:
+    """Take the job of generating the catalog of `checkpoint`. Returns the claimed fill row (with a
+    new catalog owner), or None when another process holds a live claim or the fill is done.
+
+    Commits (the claim must be visible to the others at once). Safe against concurrent callers on
+    SQLite and PostgreSQL: the fill's primary key decides; a claim older than `stale_after` (its
+    process died) is taken over by one conditional UPDATE.
+    """
+    now = now or utcnow()
+    if get_catalog_fill(session, checkpoint=checkpoint) is None:
+        owner = create_owner(session, kind=OwnerKind.CLIENT, name=CATALOG_OWNER_NAME)
+        fill = CatalogFill(checkpoint=checkpoint, status="filling", owner_id=owner.id, items=0, claimed_at=now)
+        session.add(fill)
+        try:
+            session.commit()
+            return fill
+        except IntegrityError:  # Another process claimed it first.
+            session.rollback()
+    result = session.execute(
+        update(CatalogFill)
+        .where(
+            CatalogFill.checkpoint == checkpoint,
+            CatalogFill.status == "filling",
+            CatalogFill.claimed_at < now - stale_after,
+        )
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if _rowcount(result) == 1:
+        return get_catalog_fill(session, checkpoint=checkpoint)
+    return None
+
+
+def finish_catalog_fill(session: Session, *, checkpoint: str, items: int, now: dt.datetime | None = None) -> None:
+    session.execute(
+        update(CatalogFill)
+        .where(CatalogFill.checkpoint == checkpoint)
+        .values(status="done", items=items, finished_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def add_catalog_item(
+    session: Session,
+    *,
+    owner_id: str,
+    name: str,
+    source: str,
+    labels: dict[str, str],
+    fields: dict[str, str | None],
+    image_id: str,
+    seed: int | None = None,
+    truncation: float | None = None,
+    params: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    outfit_id: str | None = None,
+    latent_sha256: str | None = None,
+    slot: str | None = None,
+    position: int = 0,
+) -> CatalogItem:
+    """A catalog item. `fields`: the friendly values {"category", "colour", "gender", "view"} (filters)."""
+    item = CatalogItem(
+        id=new_id(),
+        owner_id=owner_id,
+        name=name,
+        source=source,
+        slot=slot,
+        position=position,
+        labels=dict(labels),
+        category=fields.get("category"),
+        colour=fields.get("colour"),
+        gender=fields.get("gender"),
+        view=fields.get("view"),
+        seed=seed,
+        truncation=truncation,
+        params=params,
+        checkpoint=checkpoint,
+        image_id=image_id,
+        outfit_id=outfit_id,
+        latent_sha256=latent_sha256,
+        created_at=utcnow(),
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def list_catalog_items(
+    session: Session,
+    *,
+    category: str | None = None,
+    colour: str | None = None,
+    gender: str | None = None,
+    view: str | None = None,
+    source: str | None = None,
+    offset: int = 0,
+    limit: int = 24,
+) -> tuple[Sequence[CatalogItem], int]:
+    """Catalog items matching the filters (values compared case-insensitively), generated items in
+    their catalog order first, then designers' newest first. Returns (page, total)."""
+    conditions = []
+    for column, value in (
+        (CatalogItem.category, category),
+        (CatalogItem.colour, colour),
+        (CatalogItem.gender, gender),
+        (CatalogItem.view, view),
+    ):
+        if value is not None:
+            conditions.append(func.lower(column) == value.lower())
+    if source is not None:
+        conditions.append(CatalogItem.source == source)
+    total = int(session.scalar(select(func.count()).select_from(CatalogItem).where(*conditions)) or 0)
+    rows = session.scalars(
+        select(CatalogItem)
+        .where(*conditions)
+        .order_by(CatalogItem.source.desc(), CatalogItem.position, CatalogItem.created_at.desc(), CatalogItem.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return rows, total
+
+
+def get_catalog_item(session: Session, *, item_id: str) -> CatalogItem | None:
+    """A catalog item by id (the catalog is shared: no owner filter)."""
+    return session.get(CatalogItem, item_id)
+
+
+def get_image_any_owner(session: Session, *, image_id: str) -> Image | None:
+    """An image by id whoever owns it: only for images the caller may see through a shared row
+    (a catalog item's image)."""
+    return session.get(Image, image_id)
+
+
+def create_garment(session: Session, *, owner_id: str, photo_image_id: str) -> Garment:
+    garment = Garment(
+        id=new_id(), owner_id=owner_id, status="uploaded", photo_image_id=photo_image_id, created_at=utcnow()
+    )
+    session.add(garment)
+    session.flush()
+    return garment
+
+
+def get_garment(session: Session, *, garment_id: str, owner_id: str) -> Garment | None:
+    return session.scalar(select(Garment).where(Garment.id == garment_id, Garment.owner_id == owner_id))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Face edits (A2).
+
+
+def create_edit(
+    session: Session,
+    *,
+    owner_id: str,
+    face_id: str,
+    params: dict[str, Any],
+    image_id: str | None,
+    latent_sha256: str | None,
+) -> Edit:
+    """Record an edit of a face: its parameters (strengths, instruction, keep), rendered image, latent."""
+    edit = Edit(
+        id=new_id(),
+        owner_id=owner_id,
+        face_id=face_id,
+        params=params,
+        image_id=image_id,
+        latent_sha256=latent_sha256,
+        created_at=utcnow(),
+    )
+    session.add(edit)
+    session.flush()
+    return edit
+
+
+def list_edits(session: Session, *, face_id: str, owner_id: str) -> Sequence[Edit]:
+    """The owner's edits of a face, oldest first."""
+    return session.scalars(
+        select(Edit).where(Edit.face_id == face_id, Edit.owner_id == owner_id).order_by(Edit.created_at, Edit.id)
+    ).all()

@@ -106,6 +106,7 @@ def _face_public(session: Session, face: Face) -> FacePublic:
         faces_found=found if isinstance(found, int) else None,
         note=note,
         projection_job=job_public(job) if job is not None else None,
+        reconstruction=image_public(by_kind["face_reconstruction"]) if "face_reconstruction" in by_kind else None,
         created_at=face.created_at,
     )
 

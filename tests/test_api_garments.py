@@ -1,0 +1,94 @@
+"""POST /v1/garments -> a `garment.transfer` job -> GET /v1/garments/{id} with the flat projection,
+the garment on a model, its outfit and metrics. Upload checks shared with face photos; a photo
+without a garment is 422; ownership; idempotency keys."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
+from service_helpers import png_bytes, service_settings, shopper
+
+from tryon.api import create_app
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    yield from one_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_fashion_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(service_settings(tmp_path, fashion_checkpoint=checkpoint))) as c:
+        yield c
+
+
+def garment_png() -> bytes:
+    photo = Image.new("RGB", (90, 120), (250, 250, 250))
+    photo.paste((200, 30, 40), (15, 20, 75, 100))
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upload(client: TestClient, headers: dict[str, str], data: bytes, **form: str) -> object:
+    return client.post("/v1/garments", headers=headers, files={"file": ("g.png", data, "image/png")}, data=form)
+
+
+def test_a_garment_is_put_on_a_model(client: TestClient) -> None:
+    alice, bob = shopper(client), shopper(client)
+    r = upload(client, alice, garment_png(), steps="4", gender="women", seed="2")
+    assert r.status_code == 202, r.text  # type: ignore[attr-defined]
+    garment = r.json()  # type: ignore[attr-defined]
+    assert garment["status"] in ("queued", "transferring") and garment["photo"]["kind"] == "garment_photo"
+    assert garment["job"]["kind"] == "garment.transfer" and garment["flat"] is None
+    job = client.get(f"/v1/jobs/{garment['job']['id']}?wait=30", headers=alice).json()
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["garment_id"] == garment["id"] and set(result["metrics"]) >= {"colour_distance", "seconds"}
+    done = client.get(f"/v1/garments/{garment['id']}", headers=alice).json()
+    assert done["status"] == "transferred" and done["on_model"]["id"] == result["on_model"]["id"]
+    assert done["labels"]["view"] == "flat" and done["labels"]["gender"] == "Women"
+    assert "colour_distance" in done["metrics"] and "category_agreement" in done["metrics"]
+    for image in (done["flat"], done["on_model"]):
+        png = client.get(image["url"], headers=alice)
+        assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (16, 16)
+    outfit = client.get(f"/v1/outfits/{done['outfit_id']}", headers=alice).json()
+    assert outfit["labels"]["view"] == "on_model" and outfit["seed"] == 2
+    assert client.get(f"/v1/garments/{garment['id']}", headers=bob).status_code == 404
+    assert client.get(done["on_model"]["url"], headers=bob).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "form", "status", "phrase"),
+    [
+        (png_bytes(color=(255, 255, 255)), {}, 422, "no garment found"),
+        (b"just some text", {}, 415, "a text file"),
+        (b"", {}, 400, "empty"),
+        (garment_png()[:60], {}, 400, ""),
+        (garment_png(), {"gender": "robot"}, 400, "its values are: Men, Women"),
+        (garment_png(), {"steps": "0"}, 400, "steps"),
+    ],
+)
+def test_bad_uploads(client: TestClient, data: bytes, form: dict[str, str], status: int, phrase: str) -> None:
+    r = upload(client, shopper(client), data, **form)
+    assert r.status_code == status and phrase in r.json()["detail"], r.text  # type: ignore[attr-defined]
+
+
+def test_idempotency_key_returns_the_first_garment(client: TestClient) -> None:
+    h = {**shopper(client), "Idempotency-Key": "garment-1"}
+    first = upload(client, h, garment_png(), steps="1").json()  # type: ignore[attr-defined]
+    again = upload(client, h, garment_png(), steps="1")
+    assert again.status_code == 200 and again.json()["id"] == first["id"]  # type: ignore[attr-defined]
+    other = upload(client, h, garment_png(), steps="2")
+    assert other.status_code == 409  # type: ignore[attr-defined]

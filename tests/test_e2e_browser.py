@@ -1,0 +1,116 @@
+"""End to end in a real browser: `tryon up` on free ports (API + storefront, SQLite in tmp), Debian's
+chromium driven by Playwright: open the shop, choose an outfit, go to the try-on, give consent,
+upload a real face photo from ../shared/data/face_photos, wait for the try-on image, save a
+screenshot (to tmp_path, and once to benchmarks/results/e2e_tryon.png for the record), delete the
+photos.
+
+Needs: `apt-get install -y chromium` (Playwright's own browser download is never used) and the
+shared data folder; skips with the reason otherwise. Slow: the face projection runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from service_helpers import REPO_ROOT, SHARED_FACE_PHOTOS
+from ui_helpers import free_port, read_until, start_tryon_up
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+FACE = SHARED_FACE_PHOTOS / "obama-480p.jpg"
+RECORD = REPO_ROOT / "benchmarks" / "results" / "e2e_tryon.png"
+STEP_TIMEOUT_MS = 120_000               # A page step (load, upload, one job start).
+JOB_TIMEOUT_MS = 20 * 60_000            # The projection + try-on jobs on a 2-core CPU.
+
+pytestmark = pytest.mark.slow
+
+
+def require_browser_and_photo() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    if not FACE.is_file():
+        pytest.skip(f"{FACE} is absent (the shared data folder is not next to this checkout)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+
+@pytest.fixture
+def storefront(tmp_path: Path) -> Iterator[str]:
+    """`tryon up` on free ports; yields the storefront URL, stops it with SIGTERM."""
+    require_browser_and_photo()
+    port, ui_port = free_port(), free_port()
+    proc = start_tryon_up(tmp_path, port, ui_port)
+    seen: list[str] = []
+    try:
+        read_until(proc, "Press Ctrl-C", seen)
+        yield f"http://127.0.0.1:{ui_port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def test_shop_to_tryon_in_a_real_browser(storefront: str, tmp_path: Path) -> None:
+    from playwright import sync_api
+
+    t0 = time.monotonic()
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.goto(storefront)
+            page.get_by_role("heading", name="Shop").wait_for()
+            # An on-model item when the catalog has a view filter; any item otherwise.
+            page.get_by_role("button", name="Try it on").first.click()
+            page.get_by_role("heading", name="Try it on").wait_for()
+            page.get_by_text("I agree that my photo is processed").click()
+            selfie = page.locator("input[type=file]")
+            sync_api.expect(selfie).to_be_enabled()  # After the rerun that the consent box causes.
+            selfie.set_input_files(str(FACE))
+            page.get_by_role("button", name="Delete my photos").wait_for()
+            run = page.get_by_role("button", name="Put me in this outfit")
+            run.wait_for(timeout=JOB_TIMEOUT_MS)
+            sync_api.expect(run).to_be_enabled(timeout=JOB_TIMEOUT_MS)
+            projected_s = time.monotonic() - t0
+            run.click()
+            page.get_by_text("Before / after").wait_for(timeout=JOB_TIMEOUT_MS)
+            download = page.get_by_role("button", name="Download my try-on")
+            download.wait_for(timeout=STEP_TIMEOUT_MS)
+            assert not page.locator("[data-testid=stException]").count(), "a traceback on the page"
+            errors = page.locator("[data-testid=stAlertContentError]")
+            assert not errors.count(), errors.all_inner_texts()
+            after = page.get_by_role("img", name="you in it")
+            sync_api.expect(after).to_be_visible()
+            assert re.match(r"data:image/png;base64,", after.get_attribute("src") or "")
+            page.get_by_text("Before / after").scroll_into_view_if_needed()
+            shot = tmp_path / "e2e_tryon.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            RECORD.parent.mkdir(parents=True, exist_ok=True)
+            if not RECORD.exists():  # Once, for the record.
+                shutil.copyfile(shot, RECORD)
+            with page.expect_download() as info:
+                download.click()
+            assert info.value.suggested_filename.endswith(".png")
+            page.get_by_role("button", name="Delete my photos").click()
+            page.get_by_text("Deleted 1 photo(s)").wait_for()
+        finally:
+            browser.close()
+    print(f"projection ready after {projected_s:.0f} s, whole flow {time.monotonic() - t0:.0f} s")

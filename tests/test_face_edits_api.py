@@ -1,0 +1,135 @@
+"""GET /v1/edits/directions, POST/GET /v1/faces/{id}/edits against the real app (SQLite, in-process job
+workers), with a tiny face generator: an uploaded face is projected by its `face.project` job, then
+edited; edits are the owner's alone, unknown names and words get 400, an unprojected face 409, and
+deleting the face removes the edited images and latents from disk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from service_helpers import FACE_PHOTO, service_settings, shopper
+from test_face_edits import save_tiny_face_checkpoint
+
+from tryon.api import create_app
+from tryon.face import EDIT_NAMES
+from tryon.face.models import FEATURES_DIR, load_face_models
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.face_directions import fit_face_directions
+
+    directory = save_tiny_face_checkpoint(tmp_path_factory.mktemp("face") / "tiny")
+    models = load_face_models(directory, encoder=False, classifier=FEATURES_DIR)
+    fit_face_directions(models, num_samples=200, probe=4).save(directory / "directions")
+    return directory
+
+
+@pytest.fixture
+def client(tmp_path: Path, tiny_checkpoint: Path) -> Iterator[TestClient]:
+    from tryon.face.jobs import SERVICE_NAME, FaceService
+
+    settings = service_settings(tmp_path)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        runtime = c.app.state.runtime  # type: ignore[attr-defined]
+        runtime.queue.env.services[SERVICE_NAME] = FaceService(checkpoint=tiny_checkpoint, steps=2)
+        yield c
+
+
+def projected_face(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    """Upload the test photo and wait for its projection job."""
+    with FACE_PHOTO.open("rb") as f:
+        r = client.post("/v1/faces", headers=headers, files={"file": ("me.jpg", f.read(), "image/jpeg")})
+    assert r.status_code == 201, r.text
+    face = r.json()
+    job = face["projection_job"]
+    assert job is not None, "the face.project job is not registered"
+    r = client.get(f"/v1/jobs/{job['id']}?wait=30", headers=headers)
+    assert r.json()["status"] == "succeeded", r.text
+    face = client.get(f"/v1/faces/{face['id']}", headers=headers).json()
+    assert face["status"] == "projected"
+    return face
+
+
+def test_directions(client: TestClient) -> None:
+    r = client.get("/v1/edits/directions")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    names = [d["name"] for d in body["directions"]]
+    assert names[:4] == ["age", "gender", "smile", "pose"] and set(names) == set(EDIT_NAMES)
+    age = next(d for d in body["directions"] if d["name"] == "age")
+    assert age["range"] == [-15, 15] and age["kind"] == "attribute" and age["description"]
+    assert {"older", "no", "a bit"} <= set(body["instruction_words"])
+    assert body["layer_groups"] == {"coarse": [0, 3], "middle": [3, 5], "fine": [5, 6]}
+
+
+def test_edit_a_projected_face(client: TestClient) -> None:
+    alice, bob = shopper(client), shopper(client)
+    face = projected_face(client, alice)
+    url = f"/v1/faces/{face['id']}/edits"
+
+    r = client.post(url, headers=alice, json={"strengths": {"age": 10}, "instruction": "smiling, no glasses"})
+    assert r.status_code == 201, r.text
+    edit = r.json()
+    assert edit["face_id"] == face["id"]
+    assert edit["strengths"] == {"smile": 1.0, "glasses": -1.0, "age": 10.0}
+    assert edit["instruction"] == "smiling, no glasses"
+    img = client.get(edit["image"]["url"], headers=alice)
+    assert img.status_code == 200 and img.headers["content-type"] == "image/png"
+    assert (edit["image"]["width"], edit["image"]["height"]) == (16, 16) and edit["image"]["kind"] == "face_edit"
+
+    r = client.post(url, headers=alice, json={"strengths": {"pose": -0.5}, "keep": ["gender"]})
+    assert r.status_code == 201 and r.json()["keep"] == ["gender"]
+    listed = client.get(url, headers=alice).json()
+    assert listed[0]["id"] == edit["id"] and len(listed) == 2
+    kinds = [i["kind"] for i in client.get(f"/v1/faces/{face['id']}", headers=alice).json()["images"]]
+    assert kinds.count("face_edit") == 2
+
+    # Bob can neither edit nor list Alice's face, nor see the edited image.
+    assert client.post(url, headers=bob, json={"strengths": {"age": 1}}).status_code == 404
+    assert client.get(url, headers=bob).status_code == 404
+    assert client.get(edit["image"]["url"], headers=bob).status_code == 404
+
+    # Deleting the face deletes the edits' images and latents, on disk too.
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert client.delete(f"/v1/faces/{face['id']}", headers=alice).status_code == 204
+    assert client.get(edit["image"]["url"], headers=alice).status_code == 404
+    assert client.get(url, headers=alice).status_code == 404
+    assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        ({"strengths": {"wings": 1}}, "unknown edit name(s) 'wings'; known: age, gender, smile, pose"),
+        ({"instruction": "older, purple"}, "unknown word(s) in the instruction: 'purple'"),
+        ({"strengths": {"age": 99}}, "within [-15, 15]"),
+        ({"strengths": {"smile": 1}, "keep": ["smile"]}, "keep it fixed"),
+        ({}, "nothing to edit"),
+    ],
+    ids=["unknown-name", "unknown-word", "out-of-range", "keep-itself", "empty"],
+)
+def test_bad_edits_are_400(client: TestClient, body: dict[str, Any], phrase: str) -> None:
+    h = shopper(client)
+    face = projected_face(client, h)
+    r = client.post(f"/v1/faces/{face['id']}/edits", headers=h, json=body)
+    assert r.status_code == 400, r.text
+    assert phrase in r.json()["detail"]
+
+
+def test_a_face_that_is_not_projected_is_409(client: TestClient) -> None:
+    from tryon.db import repositories as repo
+
+    session_body = client.post("/v1/sessions").json()
+    h = {"Authorization": f"Bearer {session_body['token']}"}
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.database.sessions.begin() as session:  # An uploaded face whose projection has not finished.
+        face_id = repo.create_face(session, owner_id=session_body["owner_id"]).id
+    r = client.post(f"/v1/faces/{face_id}/edits", headers=h, json={"strengths": {"age": 5}})
+    assert r.status_code == 409 and "not projected yet" in r.json()["detail"]
+    assert client.get(f"/v1/faces/{face_id}/edits", headers=h).json() == []
+    assert client.post("/v1/faces/nope/edits", headers=h, json={"strengths": {"age": 5}}).status_code == 404

@@ -1,0 +1,96 @@
+"""The `face.project` job through the real API: an upload of a real photo is projected by the
+shipped face models (a few steps), GET shows the reconstruction, and DELETE removes the latent and
+the reconstruction from the blob store."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+from service_helpers import SHARED_FACE_PHOTOS, service_settings, shopper
+
+from tryon.api import create_app
+from tryon.db.models import Face
+from tryon.face import FaceLatent
+from tryon.face.jobs import JOB_KIND, SERVICE_NAME, FaceService, face_service
+
+PHOTO = SHARED_FACE_PHOTOS / "obama-480p.jpg"
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # Batch-1 projection gains nothing from a second thread, and on a busy machine it loses a lot.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(service_settings(tmp_path)), raise_server_exceptions=False) as c:
+        # Few steps: the test checks the plumbing, benchmarks/bench_face.py the quality.
+        c.app.state.runtime.queue.env.services[SERVICE_NAME] = FaceService(steps=3)  # type: ignore[attr-defined]
+        yield c
+
+
+def wait_for_job(client: TestClient, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    for _ in range(120):
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}?wait=5", headers=headers).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def test_upload_is_projected_and_delete_removes_everything(client: TestClient) -> None:
+    if not PHOTO.is_file():
+        pytest.skip(f"{PHOTO} is absent (the shared data folder is not next to this checkout)")
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert JOB_KIND in runtime.registry
+    h = shopper(client)
+    r = client.post("/v1/faces", headers=h, files={"file": ("me.jpg", PHOTO.read_bytes(), "image/jpeg")})
+    assert r.status_code == 201, r.text
+    face = r.json()
+    assert face["status"] == "projecting" and face["projection_job"]["kind"] == JOB_KIND
+    assert face["reconstruction"] is None or face["status"] == "projected"
+
+    job = wait_for_job(client, h, face["projection_job"]["id"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["face_id"] == face["id"] and set(result["metrics"]) >= {"psnr", "ssim", "feature_distance"}
+
+    face = client.get(f"/v1/faces/{face['id']}", headers=h).json()
+    assert face["status"] == "projected"
+    recon = face["reconstruction"]
+    assert recon is not None and recon["id"] == result["reconstruction"]["id"]
+    assert recon["kind"] == "face_reconstruction"
+    png = client.get(recon["url"], headers=h)
+    assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (64, 64)
+    assert client.get(recon["url"], headers=shopper(client)).status_code == 404  # Not someone else's.
+
+    with runtime.database.sessions() as session:
+        row = session.get(Face, face["id"])
+        assert row is not None and row.latent_sha256 == result["latent_sha256"]
+    latent = FaceLatent.from_bytes(runtime.blobs.get(result["latent_sha256"]))
+    assert latent.ws.shape == (10, 128) and latent.meta["steps"] == 3
+
+    assert client.delete(f"/v1/faces/{face['id']}", headers=h).status_code == 204
+    assert not runtime.blobs.exists(result["latent_sha256"])
+    assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []  # Photo, crops, latent, reconstruction.
+    assert client.get(recon["url"], headers=h).status_code == 404
+
+
+def test_the_face_service_is_created_once_per_process(tmp_path: Path) -> None:
+    from tryon.jobs.registry import JobEnv
+
+    env = JobEnv(database=None, blobs=None, settings=service_settings(tmp_path))  # type: ignore[arg-type]
+    first = face_service(env)
+    assert face_service(env) is first and first.steps > 0
+    models = first.models()
+    assert first.models() is models and models.resolution == 64

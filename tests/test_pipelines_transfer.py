@@ -1,0 +1,117 @@
+"""Garment transfer: photo framing like the training flats, labels from the classifier, W+ projection
+with D-feature + pixel losses, the garment's middle / fine layers on a model, the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
+
+from tryon.errors import InputError
+from tryon.pipelines import FashionPipeline, frame_garment_photo, garment_transfer
+from tryon.pipelines.transfer import mean_lab, project_garment, srgb_to_lab, to_tensor, worn_region
+from tryon.vision.framing import FLAT_MARGIN
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OOTD = SHARED / "data" / "tryon_examples" / "ootd_garment"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    yield from one_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory: pytest.TempPathFactory) -> FashionPipeline:
+    return FashionPipeline.from_checkpoint(save_tiny_fashion_models(tmp_path_factory.mktemp("models")))
+
+
+def garment_photo(colour: tuple[int, int, int] = (30, 60, 200)) -> Image.Image:
+    photo = Image.new("RGB", (120, 160), (250, 250, 250))
+    photo.paste(colour, (20, 30, 80, 130))  # A 60 x 100 px garment, off centre.
+    return photo
+
+
+def test_a_photo_is_framed_like_the_training_flats() -> None:
+    framed = frame_garment_photo(garment_photo(), 64)
+    assert framed.image.size == (64, 64) and framed.background == (250, 250, 250)
+    ys, xs = np.nonzero(framed.mask)
+    height = ys.max() - ys.min() + 1
+    assert abs(height - 64 * (1 - 2 * FLAT_MARGIN)) <= 2  # The longer side spans the frame less the margins.
+    assert abs((xs.min() + xs.max()) / 2 - 31.5) <= 1 and abs((ys.min() + ys.max()) / 2 - 31.5) <= 1
+    corner = np.asarray(framed.image)[0, 0]
+    assert tuple(int(v) for v in corner) == (250, 250, 250)  # Filled with the photo's background.
+
+
+def test_a_photo_without_a_garment_is_refused() -> None:
+    with pytest.raises(InputError, match="no garment found"):
+        frame_garment_photo(Image.new("RGB", (100, 100), (255, 255, 255)), 64)
+
+
+def test_projection_gets_closer_to_the_photo(pipe: FashionPipeline) -> None:
+    framed = frame_garment_photo(garment_photo(), pipe.resolution)
+    target = to_tensor(framed.image)
+    labels = {"articleType": "Shirts", "view": "flat"}
+    start = pipe.mean_ws(labels)
+    ws, losses = project_garment(pipe, target, labels, steps=25)
+    assert losses["perceptual_loss"] == "d_features" and losses["perceptual"] > 0
+    with torch.no_grad():
+        before = float(((pipe.synthesize(start[None]) - target) ** 2).mean())
+        after = float(((pipe.synthesize(ws[None]) - target) ** 2).mean())
+    assert after < 0.8 * before, (before, after)
+
+
+def test_transfer_puts_the_garment_layers_on_a_model(pipe: FashionPipeline) -> None:
+    seen: list[float] = []
+    result = garment_transfer(pipe, garment_photo(), gender="Women", seed=5, steps=6,
+                              progress=lambda f, m: seen.append(f))
+    assert result.labels["view"] == "flat" and result.on_model_labels["view"] == "on_model"
+    assert result.labels["gender"] == "Women" and result.on_model_labels["gender"] == "Women"
+    assert set(result.estimate) == {"articleType", "baseColour", "gender", "view"}
+    base = pipe.map_specs([pipe.spec(labels=result.on_model_labels, seed=5, truncation=0.7)])[0].cpu().numpy()
+    coarse = pipe.layer_indices("coarse")
+    taken = pipe.layer_indices("middle") + pipe.layer_indices("fine")
+    np.testing.assert_allclose(result.on_model_ws[coarse], base[coarse], atol=1e-6)  # The model's silhouette...
+    np.testing.assert_allclose(result.on_model_ws[taken], result.flat_ws[taken], atol=1e-6)  # ...the garment's look.
+    for image in (result.framed, result.flat, result.on_model, result.base_on_model):
+        assert image.size == (16, 16)
+    m = result.metrics
+    assert {"colour_distance", "colour_distance_before", "category_agreement", "projection"} <= set(m)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    assert result.timings["total_s"] >= result.timings["project_s"] > 0
+
+
+def test_bad_transfer_arguments(pipe: FashionPipeline) -> None:
+    with pytest.raises(InputError, match="its values are: Men, Women"):
+        garment_transfer(pipe, garment_photo(), gender="Robot", steps=1)
+    with pytest.raises(InputError, match="steps must be"):
+        garment_transfer(pipe, garment_photo(), steps=0)
+
+
+def test_colour_metrics() -> None:
+    lab = srgb_to_lab(np.array([[255, 255, 255], [0, 0, 0], [255, 0, 0]]))
+    np.testing.assert_allclose(lab[0], [100, 0, 0], atol=0.05)
+    np.testing.assert_allclose(lab[1], [0, 0, 0], atol=0.05)
+    np.testing.assert_allclose(lab[2], [53.24, 80.09, 67.20], atol=0.05)  # sRGB red, D65.
+    image = np.full([64, 64, 3], 255, dtype=np.uint8)
+    image[25:52, 22:42] = (200, 30, 30)  # A red top on the torso of a white image.
+    region = worn_region(image, "tops")
+    assert region.any() and (image[region] == (200, 30, 30)).all()
+    np.testing.assert_allclose(mean_lab(image, region), srgb_to_lab(np.array([200, 30, 30])), atol=1e-6)
+
+
+def test_transfer_of_a_real_garment_photo_on_the_shipped_model() -> None:
+    if not OOTD.is_dir():
+        pytest.skip(f"{OOTD} is absent (../shared/data)")
+    from tryon.vision.io import ImageLimits, load_image
+
+    pipe = FashionPipeline.from_checkpoint(None)
+    photo = load_image(OOTD / "00055_00.jpg", limits=ImageLimits())
+    result = garment_transfer(pipe, photo, steps=30)  # About 10 s on one thread of a loaded 2-core machine.
+    assert result.estimate["articleGroup"]["value"] == "tops"
+    assert result.metrics["colour_distance"] < result.metrics["colour_distance_before"] + 5

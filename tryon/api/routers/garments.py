@@ -1,0 +1,151 @@
+"""POST /v1/garments (a garment photo -> a `garment.transfer` job), GET /v1/garments/{id}.
+
+The upload goes through the same checks as face photos (size 413, empty 400, signature 415, pixel
+count 413, decode 400; EXIF applied, metadata dropped). A photo without a garment (one flat
+colour) is 422. The job frames the photo like the training flats, projects it into the fashion G
+and puts its middle / fine layers on a generated model (`tryon.pipelines.transfer`); poll the job
+or `GET /v1/garments/{id}` until status is "transferred".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
+from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.fashion import GARMENT_TRANSFER_JOB, TRANSFER_STEPS
+from tryon.api.records import save_image
+from tryon.api.routers.faces import decode_upload, read_upload
+from tryon.api.runtime import Runtime
+from tryon.api.schemas import GarmentPublic, image_public, job_public
+from tryon.db import repositories as repo
+from tryon.db.blobs import sha256_hex
+from tryon.db.models import Garment, JobStatus
+from tryon.errors import InputError
+from tryon.pipelines.outfits import MAX_SEED
+from tryon.pipelines.transfer import MAX_STEPS, frame_garment_photo
+
+router = APIRouter(prefix="/v1", tags=["garments"])
+
+MAX_SERVICE_STEPS = min(MAX_STEPS, 500)  # Projection steps a request may ask for.
+
+
+def garment_public(session: Session, garment: Garment) -> GarmentPublic:
+    def image(image_id: str | None) -> object:
+        row = repo.get_image(session, image_id=image_id, owner_id=garment.owner_id) if image_id else None
+        return image_public(row) if row is not None else None
+
+    job = repo.get_job(session, job_id=garment.job_id) if garment.job_id else None
+    if garment.status == "transferred":
+        state = "transferred"
+    elif job is not None and job.status == JobStatus.FAILED.value:
+        state = "failed"
+    elif job is not None and job.status == JobStatus.RUNNING.value:
+        state = "transferring"
+    else:
+        state = "queued"
+    return GarmentPublic.model_validate(
+        {
+            "id": garment.id,
+            "status": state,
+            "photo": image(garment.photo_image_id),
+            "flat": image(garment.flat_image_id),
+            "on_model": image(garment.on_model_image_id),
+            "outfit_id": garment.outfit_id,
+            "labels": garment.labels,
+            "metrics": garment.metrics,
+            "error": job.error if job is not None and state == "failed" else None,
+            "job": job_public(job) if job is not None else None,
+            "created_at": garment.created_at,
+        }
+    )
+
+
+@router.post(
+    "/garments",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=GarmentPublic,
+    responses={
+        200: {"model": GarmentPublic, "description": "Same Idempotency-Key: the first upload's garment"},
+        **error_docs(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def upload_garment(
+    file: Annotated[UploadFile, File(description="A product photo of one garment: JPEG, PNG or WebP.")],
+    principal: ShopperDep,
+    runtime: RuntimeDep,
+    response: Response,
+    gender: Annotated[str | None, Form(max_length=100, description="The model's gender (default: read)")] = None,
+    seed: Annotated[int, Form(ge=0, le=MAX_SEED, description="Seed of the model who wears it")] = 0,
+    steps: Annotated[int, Form(ge=1, le=MAX_SERVICE_STEPS, description="Projection steps")] = TRANSFER_STEPS,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> GarmentPublic:
+    """Upload a garment photo; a job puts the garment on a generated model."""
+    return await run_in_threadpool(
+        _upload, runtime, principal.owner_id, file, gender, seed, steps, idempotency_key, response
+    )
+
+
+def _upload(
+    runtime: Runtime,
+    owner_id: str,
+    file: UploadFile,
+    gender: str | None,
+    seed: int,
+    steps: int,
+    idempotency_key: str | None,
+    response: Response,
+) -> GarmentPublic:
+    name = f"the upload {file.filename!r}" if file.filename else "the upload"
+    data = read_upload(file, runtime.settings.max_upload_bytes)
+    identity = {"photo_sha256": sha256_hex(data), "gender": gender, "seed": seed, "steps": steps}
+    with runtime.database.sessions() as session:
+        if idempotency_key:
+            earlier = repo.find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
+            if earlier is not None:
+                repo.check_same_request(earlier, kind=GARMENT_TRANSFER_JOB, request=identity)
+                earlier_id = str(earlier.payload.get("garment_id"))
+                garment = repo.get_garment(session, garment_id=earlier_id, owner_id=owner_id)
+                if garment is None:
+                    raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to a deleted garment")
+                response.status_code = status.HTTP_200_OK
+                return garment_public(session, garment)
+    pipeline = runtime.fashion.pipeline()  # 503 without a model, before anything is stored.
+    if gender is not None:
+        gender = pipeline.resolve_labels(gender=gender)[pipeline.column_for("gender")]  # 400 lists the genders.
+    photo = decode_upload(data, name=name, runtime=runtime)
+    try:
+        frame_garment_photo(photo, pipeline.resolution)
+    except InputError as exc:
+        raise ApiError(422, str(exc)) from None
+    with runtime.database.sessions.begin() as session:
+        stored = save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind="garment_photo")
+        garment_id = repo.create_garment(session, owner_id=owner_id, photo_image_id=stored.id).id
+    payload = {"garment_id": garment_id, "gender": gender, "seed": seed, "steps": steps}
+    job, _ = runtime.queue.submit(
+        owner_id=owner_id,
+        kind=GARMENT_TRANSFER_JOB,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        identity=identity,
+    )
+    with runtime.database.sessions.begin() as session:
+        garment = repo.get_garment(session, garment_id=garment_id, owner_id=owner_id)
+        assert garment is not None
+        garment.job_id = job.id
+        garment.status = "transferring"
+        session.flush()
+        return garment_public(session, garment)
+
+
+@router.get("/garments/{garment_id}", response_model=GarmentPublic, responses=error_docs(401, 403, 404))
+def get_garment(garment_id: str, principal: ShopperDep, session: SessionDep) -> GarmentPublic:
+    """One of the caller's garments, with the transfer's images and metrics once done."""
+    garment = repo.get_garment(session, garment_id=garment_id, owner_id=principal.owner_id)
+    if garment is None:
+        raise not_found("garment", garment_id)
+    return garment_public(session, garment)

@@ -1,0 +1,297 @@
+"""POST /v1/tryon (queue a try-on), GET /v1/tryon/{id}; the `tryon.render` job that makes it.
+
+A try-on takes one of the caller's projected faces (its stored latent, `faces.latent_sha256`) and a
+model image: an outfit's (the caller's), a catalog item's (anyone's catalog) or a garment's on-model
+image (the caller's, once its transfer job is done). The route checks everything it can at once —
+404 for a face / outfit / garment that is not the caller's, 409 for a face not projected yet (or a
+garment still processing), 422 for a flat (garment-only) outfit that shows no model, 400 for unknown
+edit names or instruction words — then records a `tryons` row and queues the job (202).
+
+The job edits and renders the face (tryon.face), composites it onto the model image
+(tryon.pipelines.composite) and stores the result as an image with `face_id` set, so deleting the
+face deletes it. Its result: {"tryon_id", "image": {"id", "url"}, "notes", "metrics"}.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, status
+from fastapi.responses import JSONResponse
+from PIL import Image as PILImage
+from sqlalchemy.orm import Session
+
+from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
+from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.records import save_image
+from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
+from tryon.db import repositories as repo
+from tryon.db.models import CatalogItem, Image, TryOn
+from tryon.errors import InputError
+from tryon.jobs.registry import JobContext, JobEnv, JobRegistry
+
+router = APIRouter(prefix="/v1", tags=["try-on"])
+
+RENDER_JOB = "tryon.render"
+_services_lock = threading.Lock()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Resolving what the request names.
+
+
+def _view_of(labels: dict[str, Any] | None) -> str | None:
+    for key, value in (labels or {}).items():
+        if str(key).casefold() == "view":
+            return str(value)
+    return None
+
+
+def _check_on_model(labels: dict[str, Any] | None, what: str) -> None:
+    view = _view_of(labels)
+    if view is not None and view != "on_model":
+        raise ApiError(
+            422, f"the {what} is a {view} image: it shows no model to put a face on; choose an on_model one"
+        )
+
+
+def _resolve_model_image(session: Session, owner_id: str, body: TryOnCreate) -> tuple[Image, dict[str, Any]]:
+    """The model image the request names and the source columns of the try-on row."""
+    given = [name for name in ("outfit_id", "catalog_id", "garment_id") if getattr(body, name)]
+    if len(given) != 1:
+        raise ApiError(400, "name exactly one of outfit_id, catalog_id or garment_id")
+    image: Image | None
+    if body.outfit_id:
+        outfit = repo.get_outfit(session, outfit_id=body.outfit_id, owner_id=owner_id)
+        if outfit is None:
+            raise not_found("outfit", body.outfit_id)
+        _check_on_model(outfit.labels, "outfit")
+        image = session.get(Image, outfit.image_id)
+        if image is None:
+            raise not_found("outfit image", outfit.image_id)
+        return image, {"outfit_id": outfit.id}
+    if body.catalog_id:
+        item = session.get(CatalogItem, body.catalog_id)  # The catalog is shared: anyone may try it on.
+        if item is None:
+            raise not_found("catalog item", body.catalog_id)
+        _check_on_model({"view": item.view} if item.view else item.labels, "catalog item")
+        image = session.get(Image, item.image_id)
+        if image is None:
+            raise not_found("catalog item image", item.image_id)
+        return image, {"catalog_id": item.id, "outfit_id": item.outfit_id}
+    assert body.garment_id
+    garment = repo.get_garment(session, garment_id=body.garment_id, owner_id=owner_id)
+    if garment is None:
+        raise not_found("garment", body.garment_id)
+    if garment.on_model_image_id is None:
+        raise ApiError(
+            409, f"the garment {garment.id} is not on a model yet (status {garment.status}): wait for its job"
+        )
+    image = session.get(Image, garment.on_model_image_id)
+    if image is None:
+        raise not_found("garment image", garment.on_model_image_id)
+    return image, {"garment_id": garment.id, "outfit_id": garment.outfit_id}
+
+
+def _check_edits(strengths: dict[str, float], instruction: str | None) -> None:
+    """Unknown edit names or instruction words -> 400 now rather than a failed job later."""
+    for name, value in strengths.items():
+        if not math.isfinite(value):
+            raise ApiError(400, f"the strength of {name!r} must be a finite number")
+    try:
+        from tryon.face.instructions import EDIT_NAMES, parse_instruction
+    except ImportError:  # The edits are not installed: the job reports it.
+        return
+    unknown = [n for n in strengths if n not in EDIT_NAMES]
+    if unknown:
+        raise ApiError(
+            400, f"unknown edit name(s) {', '.join(map(repr, unknown))}; known: {', '.join(EDIT_NAMES)}"
+        )
+    if instruction is not None and instruction.strip():
+        parse_instruction(instruction)  # InputError -> 400 with the known words.
+
+
+def _tryon_public(session: Session, row: TryOn) -> TryOnPublic:
+    job = repo.get_job(session, job_id=row.job_id) if row.job_id else None
+    image = session.get(Image, row.image_id) if row.image_id else None
+    result = (job.result or {}) if job is not None else {}
+    edits = dict(row.edits or {})
+    if image is not None:
+        status_ = "succeeded"
+    elif job is not None:
+        status_ = job.status
+    else:
+        status_ = "failed"
+    return TryOnPublic(
+        id=row.id,
+        status=status_,
+        face_id=row.face_id,
+        outfit_id=row.outfit_id,
+        catalog_id=row.catalog_id,
+        garment_id=row.garment_id,
+        edits=edits,
+        image=image_public(image) if image is not None else None,
+        notes=list(result.get("notes") or []),
+        metrics=result.get("metrics"),
+        error=job.error if job is not None else None,
+        job=job_public(job) if job is not None else None,
+        created_at=row.created_at,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Routes.
+
+
+@router.post(
+    "/tryon",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TryOnPublic,
+    responses={
+        200: {"model": TryOnPublic, "description": "Same Idempotency-Key: the first request's try-on"},
+        **error_docs(400, 401, 403, 404, 409, 422, 429, 503),
+    },
+)
+def create_tryon(
+    body: TryOnCreate,
+    principal: ShopperDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> TryOnPublic | JSONResponse:
+    """Put one of your projected faces (with edits) onto an outfit, a catalog item or a garment.
+
+    Answers 202 with the try-on and its `tryon.render` job; poll `GET /v1/tryon/{id}` or the job.
+    """
+    if RENDER_JOB not in runtime.registry:
+        raise ApiError(503, "try-on is not available in this service")
+    strengths = dict(body.edits.strengths) if body.edits else {}
+    instruction = body.edits.instruction if body.edits else None
+    request = body.model_dump(mode="json")
+    if idempotency_key:
+        earlier = repo.find_job_by_idempotency_key(session, owner_id=principal.owner_id, key=idempotency_key)
+        if earlier is not None:
+            repo.check_same_request(earlier, kind=RENDER_JOB, request=request)
+            row = repo.get_tryon(session, tryon_id=earlier.payload.get("tryon_id", ""), owner_id=principal.owner_id)
+            if row is None:
+                raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to a try-on that was deleted")
+            return JSONResponse(_tryon_public(session, row).model_dump(mode="json"), status_code=200)
+    session.rollback()
+
+    face = repo.get_face(session, face_id=body.face_id, owner_id=principal.owner_id)
+    if face is None:
+        raise not_found("face", body.face_id)
+    if face.latent_sha256 is None:
+        raise ApiError(
+            409, f"the face {face.id} is not projected yet (status {face.status}); wait for its projection job"
+        )
+    image, source = _resolve_model_image(session, principal.owner_id, body)
+    _check_edits(strengths, instruction)
+
+    row = repo.create_tryon(
+        session,
+        owner_id=principal.owner_id,
+        face_id=face.id,
+        outfit_id=source.get("outfit_id"),
+        garment_id=source.get("garment_id"),
+        catalog_id=source.get("catalog_id"),
+        edits={"strengths": strengths, "instruction": instruction},
+    )
+    session.commit()
+    job, _ = runtime.queue.submit(
+        owner_id=principal.owner_id,
+        kind=RENDER_JOB,
+        payload={"tryon_id": row.id, "model_image_id": image.id, "generated": True},
+        idempotency_key=idempotency_key,
+        identity=request,
+    )
+    row.job_id = job.id
+    session.add(row)
+    session.commit()
+    return _tryon_public(session, row)
+
+
+@router.get("/tryon/{tryon_id}", response_model=TryOnPublic, responses=error_docs(401, 403, 404))
+def get_tryon(tryon_id: str, principal: ShopperDep, session: SessionDep) -> TryOnPublic:
+    """One of the caller's try-ons: its status, and its image when done."""
+    row = repo.get_tryon(session, tryon_id=tryon_id, owner_id=principal.owner_id)
+    if row is None:
+        raise not_found("try-on", tryon_id)
+    return _tryon_public(session, row)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The job.
+
+
+def tryon_pipeline(env: JobEnv) -> Any:
+    """The process's TryOnPipeline, on the face models of the process's FaceService (the projection
+    job's: one copy of the face G per process)."""
+    from tryon.face.jobs import face_service
+    from tryon.pipelines.tryon import TryOnPipeline
+
+    with _services_lock:
+        pipe = env.services.get("tryon")
+        if pipe is None:
+            models = face_service(env).models()
+            pipe = TryOnPipeline(face_models=models, device=env.settings.torch_device())
+            env.services["tryon"] = pipe
+        return pipe
+
+
+def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """`tryon.render`: payload {"tryon_id", "model_image_id", "generated"} -> the composite, stored."""
+    from tryon.face.latent import FaceLatent
+    from tryon.pipelines.composite import composite_face
+
+    env = ctx.env
+    tryon_id = str(payload["tryon_id"])
+    with env.database.sessions() as session:
+        row = repo.get_tryon(session, tryon_id=tryon_id, owner_id=ctx.owner_id)
+        if row is None:
+            raise InputError(f"the try-on {tryon_id} no longer exists (its face was deleted)")
+        face = repo.get_face(session, face_id=row.face_id, owner_id=ctx.owner_id)
+        model_row = session.get(Image, str(payload["model_image_id"]))
+        if face is None or face.latent_sha256 is None:
+            raise InputError(f"the face {row.face_id} was deleted or has no projection")
+        if model_row is None:
+            raise InputError("the model image was deleted")
+        latent_sha, model_sha = face.latent_sha256, model_row.blob_sha256
+        edits = dict(row.edits or {})
+    latent = FaceLatent.from_bytes(env.blobs.get(latent_sha), name="the face's latent")
+    with PILImage.open(io.BytesIO(env.blobs.get(model_sha))) as im:
+        model = im.convert("RGB")
+
+    ctx.progress(0.1, "editing and rendering the face")
+    pipe = tryon_pipeline(env)
+    _, face_image, strengths = pipe.edit_and_render(latent, edits.get("strengths") or {}, edits.get("instruction"))
+    ctx.progress(0.6, "compositing")
+    result = composite_face(face_image, model, generated=bool(payload.get("generated", True)))
+    ctx.progress(0.9, "storing")
+    with env.database.sessions.begin() as session:
+        row = repo.get_tryon(session, tryon_id=tryon_id, owner_id=ctx.owner_id)
+        if row is None:
+            raise InputError(f"the try-on {tryon_id} was deleted while it was rendered")
+        stored = save_image(
+            session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image, kind="tryon", face_id=row.face_id
+        )
+        row.image_id = stored.id
+        row.edits = {**edits, "strengths": strengths}
+        session.add(row)
+        image_id = stored.id
+    metrics = {k: v for k, v in result.metrics.items() if k != "crop"}
+    metrics["seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
+    return {
+        "tryon_id": tryon_id,
+        "image": {"id": image_id, "url": f"/v1/images/{image_id}"},
+        "notes": result.notes,
+        "metrics": metrics,
+    }
+
+
+def register_tryon_jobs(registry: JobRegistry) -> None:
+    """Add `tryon.render` to a job registry (tryon.api.runtime.build_job_registry calls this)."""
+    registry.register(RENDER_JOB, render_tryon_job, description="edit, render and composite a face onto a model")

@@ -1,0 +1,168 @@
+"""The `face.project` job: project an uploaded face (its stored aligned crop) into the face generator.
+
+`POST /v1/faces` queues it when the kind is registered (`tryon.api.runtime.build_job_registry` calls
+`register_face_jobs`). The handler stores the latent (npz blob, `faces.latent_sha256`) and the
+reconstruction (an image of kind "face_reconstruction" with the face's id, so that deleting the face
+deletes it), and marks the face "projected". The face models are loaded once per process, on first
+use, by the `FaceService` kept in `JobEnv.services["face"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from tryon.errors import InputError, TryonError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+    from tryon.config import Settings
+    from tryon.face.models import FaceModels
+    from tryon.face.project import Progress, ProjectionResult
+    from tryon.jobs.registry import JobContext, JobEnv, JobRegistry
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "face.project"
+SERVICE_NAME = "face"                   # Key of the FaceService in JobEnv.services.
+DEFAULT_STEPS = 50                      # Optimisation steps after the encoder (~5-10 s on one CPU core).
+RECONSTRUCTION_KIND = "face_reconstruction"
+ALIGNED_KIND = "face_aligned"
+LATENT_MEDIA_TYPE = "application/x-npz"
+
+
+class FaceService:
+    """Face models for a service process: loaded lazily, once, then shared by every job thread
+    (projection is thread-safe: see tryon.face.models)."""
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str | Path | None = None,   # Face checkpoint folder, None = the shipped one.
+        device: str = "cpu",                    # Torch device.
+        steps: int = DEFAULT_STEPS,             # Optimisation steps per projection.
+        pti: bool = False,                      # Pivotal tuning after the optimisation.
+    ) -> None:
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        self.checkpoint = checkpoint
+        self.device = device
+        self.steps = steps
+        self.pti = pti
+        self._models: FaceModels | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FaceService:
+        # Optional settings (TRYON_FACE_CHECKPOINT, TRYON_FACE_PROJECT_STEPS) when config.py has them.
+        return cls(
+            checkpoint=getattr(settings, "face_checkpoint", None),
+            device=settings.torch_device(),
+            steps=int(getattr(settings, "face_project_steps", None) or DEFAULT_STEPS),
+        )
+
+    def models(self) -> FaceModels:
+        with self._lock:
+            if self._models is None:
+                from tryon.face.models import load_face_models
+
+                self._models = load_face_models(self.checkpoint, device=self.device)
+                log.info("face models loaded from %s (encoder: %s)", self._models.directory,
+                         "yes" if self._models.encoder is not None else self._models.encoder_note)
+            return self._models
+
+    def project(self, aligned: PILImage.Image, progress: Progress | None = None) -> ProjectionResult:
+        from tryon.face.project import project_face
+
+        return project_face(self.models(), aligned, steps=self.steps, pti=self.pti, progress=progress)
+
+
+def face_service(env: JobEnv) -> FaceService:
+    """The process's FaceService (created on first use from the settings)."""
+    service = env.services.get(SERVICE_NAME)
+    if service is None:
+        service = env.services.setdefault(SERVICE_NAME, FaceService.from_settings(env.settings))
+    assert isinstance(service, FaceService)
+    return service
+
+
+def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """`face.project`: payload {"face_id"} -> {"face_id", "reconstruction": {"id", "url"}, "latent_sha256",
+    "metrics"}."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from tryon.api.records import save_image
+    from tryon.db import repositories as repo
+    from tryon.db.models import Face, Image
+
+    env = ctx.env
+    face_id = payload.get("face_id")
+    if not isinstance(face_id, str):
+        raise InputError("the face.project job needs a face_id")
+    with env.database.sessions() as session:
+        face = repo.get_face(session, face_id=face_id, owner_id=ctx.owner_id)
+        if face is None:
+            raise InputError(f"face {face_id} no longer exists")
+        images = repo.face_images(session, face_id=face_id)
+        aligned_row = next((img for img in images if img.kind == ALIGNED_KIND), None)
+        if aligned_row is None:
+            raise InputError(f"face {face_id} has no aligned image to project")
+        aligned_sha = aligned_row.blob_sha256
+    aligned = PILImage.open(io.BytesIO(env.blobs.get(aligned_sha))).convert("RGB")
+
+    ctx.progress(0.02, "loading the face models")
+    service = face_service(env)
+    try:
+        result = service.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+    except TryonError:
+        _mark_failed(env, face_id, ctx.owner_id)
+        raise
+
+    with env.database.sessions.begin() as session:
+        face = session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == ctx.owner_id).with_for_update())
+        if face is None:
+            raise InputError(f"face {face_id} was deleted while it was being projected")
+        # A retry or a re-projection replaces the earlier results.
+        old = session.scalars(select(Image).where(Image.face_id == face_id, Image.kind == RECONSTRUCTION_KIND)).all()
+        old_shas = {img.blob_sha256 for img in old} | ({face.latent_sha256} if face.latent_sha256 else set())
+        for img in old:
+            session.delete(img)
+        blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
+        stored = save_image(session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image,
+                            kind=RECONSTRUCTION_KIND, face_id=face_id)
+        face.latent_sha256 = blob.sha256
+        face.status = "projected"
+        dropped = repo.drop_unreferenced_blobs(session, shas=old_shas - {blob.sha256, stored.blob_sha256})
+        latent_sha, image_id = blob.sha256, stored.id
+    if dropped:
+        with env.database.sessions() as session:
+            repo.purge_blob_files(session, blobs=env.blobs, shas=dropped)
+    metrics = {k: v for k, v in result.metrics.items() if k != "final_loss"}
+    return {
+        "face_id": face_id,
+        "reconstruction": {"id": image_id, "url": f"/v1/images/{image_id}"},
+        "latent_sha256": latent_sha,
+        "metrics": metrics,
+    }
+
+
+def _mark_failed(env: JobEnv, face_id: str, owner_id: str) -> None:
+    from tryon.db import repositories as repo
+
+    with env.database.sessions.begin() as session:
+        face = repo.get_face(session, face_id=face_id, owner_id=owner_id)
+        if face is not None:
+            face.status = "failed"
+
+
+def register_face_jobs(registry: JobRegistry) -> None:
+    """Add `face.project` to a service's job registry."""
+    registry.register(JOB_KIND, project_face_job, max_attempts=2,
+                      description="project an uploaded face into the face generator (encoder + optimisation)")

@@ -1,0 +1,379 @@
+"""Garment transfer: a catalog garment photo -> "this garment, worn by a model".
+
+    from tryon.pipelines import FashionPipeline, garment_transfer
+    pipe = FashionPipeline.from_checkpoint(None)
+    result = garment_transfer(pipe, Image.open("shirt.jpg"), gender="Men", steps=100)
+    result.on_model.save("worn.png"); result.metrics   # colour_distance, category_agreement, ...
+
+Steps:
+
+1. Frame the photo like the training flats (`tryon.vision.framing`: background colour from the
+   border, the garment's bounding box centred with a 6 % margin, filled with that colour).
+2. Estimate its labels with the domain classifier (tryon/assets/fashion_features): category and
+   colour (and gender unless given); the view is "flat".
+3. Project it into the fashion G under those labels: W+ optimisation from the labels' mean latent,
+   with a pixel loss and a perceptual loss on the fashion D's multi-scale features (`D.features`:
+   no pretrained VGG/LPIPS exists offline), plus a small pull towards the mean latent.
+4. Map a seed under the same category / colour / gender with view "on_model", and replace its
+   middle and fine ws (shape details, colour, texture) by the projected garment's: the model keeps
+   its silhouette and pose (coarse ws), the garment brings its look.
+
+Metrics: colour fidelity = CIELAB ΔE76 between the mean colour of the garment's pixels in the photo
+and the mean colour of the worn region of the result (the torso for tops, the legs for bottoms;
+the same for the model before transfer as a baseline); category agreement = whether the classifier
+sees the estimated category in the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from tryon.errors import CheckpointError, InputError
+from tryon.pipelines.outfits import FashionPipeline, OutfitSpec, check_seed, check_truncation
+from tryon.vision.framing import FLAT_MARGIN, box_frame_transform, estimate_background, foreground_box
+from tryon.vision.warp import warp_image
+
+Progress = Callable[[float, str], None]
+
+DEFAULT_STEPS = 100
+MAX_STEPS = 2000
+TRANSFER_LAYERS = ("middle", "fine")    # Layer groups the garment brings to the model.
+FOREGROUND_THRESHOLD = 24               # Levels from the background colour that make a pixel "garment".
+
+# The worn region of an on-model image, as (x0, y0, x1, y1) fractions of its side, by category.
+# On-model training images put the shoulders at y 0.32 and the hips at y 0.82 (datasets/fashion.py).
+WORN_REGIONS: dict[str, tuple[float, float, float, float]] = {
+    "tops": (0.32, 0.38, 0.68, 0.80),
+    "outerwear": (0.28, 0.36, 0.72, 0.84),
+    "innerwear": (0.34, 0.40, 0.66, 0.82),
+    "bottoms": (0.30, 0.80, 0.70, 1.00),
+}
+DEFAULT_WORN_REGION = (0.30, 0.36, 0.70, 0.86)
+
+
+@dataclasses.dataclass
+class FramedGarment:
+    """A garment photo framed like the training flats."""
+
+    image: Image.Image                  # RGB, res x res.
+    mask: np.ndarray                    # bool [res, res]: the garment's pixels.
+    background: tuple[int, int, int]    # The photo's background colour (and the fill).
+    box: tuple[int, int, int, int]      # The garment's bounding box in the photo, px.
+
+
+@dataclasses.dataclass
+class TransferResult:
+    """What `garment_transfer` makes, with how and how well."""
+
+    framed: Image.Image                 # The photo framed like a training flat, res x res.
+    flat: Image.Image                   # Its projection: the G's flat garment, res x res.
+    on_model: Image.Image               # The garment worn by a model, res x res.
+    base_on_model: Image.Image          # The model before the transfer (same seed and labels).
+    labels: dict[str, str]              # Labels of the flat projection (estimated, view = flat).
+    on_model_labels: dict[str, str]     # Labels of the model latent (view = on_model).
+    estimate: dict[str, dict[str, Any]]  # Classifier on the photo: {column: {"value", "confidence"}}.
+    seed: int                           # Seed of the model latent.
+    truncation: float                   # Truncation of the model latent.
+    flat_ws: np.ndarray                 # float32 [num_ws, w_dim].
+    on_model_ws: np.ndarray             # float32 [num_ws, w_dim].
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+
+
+def frame_garment_photo(photo: Image.Image, res: int) -> FramedGarment:
+    """Centre the garment of a product photo in a res x res square as the dataset frames flats.
+    InputError when the photo shows no garment (one flat colour)."""
+    a = np.ascontiguousarray(np.asarray(photo.convert("RGB")))
+    if min(a.shape[:2]) < 8:
+        raise InputError(f"the garment photo is too small ({a.shape[1]}x{a.shape[0]} px)")
+    background, _ = estimate_background(a)
+    box = foreground_box(a, background, threshold=FOREGROUND_THRESHOLD)
+    if box is None or max(box[2] - box[0], box[3] - box[1]) < 4:
+        raise InputError("no garment found in the photo: it is one flat colour; send a product photo of the garment")
+    M = box_frame_transform(box, res, FLAT_MARGIN)
+    framed = warp_image(photo.convert("RGB"), M, (res, res), fill=background)
+    f = np.asarray(framed).astype(np.int16)
+    mask = np.abs(f - np.array(background, dtype=np.int16)).max(axis=2) > FOREGROUND_THRESHOLD
+    if not mask.any():
+        mask = np.ones(mask.shape, dtype=bool)
+    return FramedGarment(image=framed, mask=mask, background=background, box=box)
+
+
+def to_tensor(image: Image.Image | np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """RGB image -> float [1, 3, H, W] in [-1, 1]."""
+    a = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float32)
+    return torch.from_numpy(a / 127.5 - 1).permute(2, 0, 1)[None].to(device)
+
+
+@torch.no_grad()
+def classify(pipe: FashionPipeline, image: Image.Image) -> dict[str, dict[str, Any]]:
+    """The domain classifier's reading of an image: {column: {"value", "confidence"}}."""
+    net = pipe.classifier()
+    logits = net(to_tensor(image, pipe.device))[1]
+    out: dict[str, dict[str, Any]] = {}
+    for head, part in zip(net.heads, net.split_logits(logits), strict=True):
+        if head.binary:
+            p = float(torch.sigmoid(part[0, 0]))
+            out[head.name] = {"value": head.class_name(int(p > 0.5)), "confidence": max(p, 1 - p)}
+        else:
+            probs = torch.softmax(part[0], dim=0)
+            k = int(probs.argmax())
+            out[head.name] = {"value": head.values[k], "confidence": float(probs[k])}
+    return out
+
+
+def _schema_labels(pipe: FashionPipeline, wanted: Mapping[str, str]) -> dict[str, str]:
+    """Keep the {column: value} entries the generator's schema knows (by column and value name)."""
+    if pipe.schema is None:
+        return {}
+    out = {}
+    for name, value in wanted.items():
+        try:
+            col = pipe.schema.column(name)
+            out[col.name] = col.values[pipe.schema.index(col.name, value) - col.offset]
+        except InputError:
+            continue
+    return out
+
+
+def project_garment(
+    pipe: FashionPipeline,
+    target: torch.Tensor,                   # float [1, 3, res, res] in [-1, 1].
+    labels: Mapping[str, str],              # Labels of the projection (view = flat).
+    *,
+    steps: int = DEFAULT_STEPS,             # Optimisation steps.
+    lr: float = 0.05,                       # Peak Adam learning rate (ramped up and down).
+    perceptual_weight: float = 1.0,         # Weight of the D-feature loss (0 = pixels only).
+    mean_weight: float = 0.01,              # Pull towards the labels' mean latent (keeps ws plausible).
+    progress: Progress | None = None,
+    progress_span: tuple[float, float] = (0.0, 1.0),
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """W+ projection of `target` into the fashion G -> (ws [num_ws, w_dim], final losses)."""
+    device = pipe.device
+    target = target.to(device)
+    D = None
+    if perceptual_weight > 0:
+        try:
+            D = pipe.discriminator()
+        except CheckpointError:
+            D = None  # No D shipped: pixels only (recorded in the losses).
+    w_mean = pipe.mean_ws(labels).detach()
+    ws = w_mean.clone()[None].requires_grad_(True)
+    opt = torch.optim.Adam([ws], lr=lr, betas=(0.9, 0.999))
+    target_feats = [f.detach() for f in D.features(target)] if D is not None else []
+    feat_scales = [float(f.pow(2).mean().clamp_min(1e-8)) for f in target_feats]
+    lo, hi = progress_span
+    losses: dict[str, Any] = {}
+    for step in range(steps):
+        t = step / max(steps - 1, 1)
+        ramp = min(1.0, (1.0 - t) / 0.25) * min(1.0, t / 0.05) if steps > 1 else 1.0
+        for group in opt.param_groups:
+            group["lr"] = lr * (0.5 - 0.5 * math.cos(math.pi * ramp))
+        img = pipe.synthesize(ws)
+        pixel = F.mse_loss(img, target)
+        perceptual = torch.zeros((), device=device)
+        if D is not None:
+            feats = D.features(img)
+            perceptual = sum(
+                (F.mse_loss(f, tf) / s for f, tf, s in zip(feats, target_feats, feat_scales, strict=True)),
+                start=torch.zeros((), device=device),
+            ) / len(feats)
+        reg = (ws - w_mean[None]).pow(2).mean()
+        loss = pixel + perceptual_weight * perceptual + mean_weight * reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses = {"pixel_mse": pixel.item(), "perceptual": perceptual.item(), "mean_reg": reg.item()}
+        if progress is not None and (step % 10 == 0 or step == steps - 1):
+            progress(lo + (hi - lo) * (step + 1) / steps, f"projecting the garment ({step + 1}/{steps})")
+    losses["perceptual_loss"] = "d_features" if D is not None else "none"
+    return ws.detach()[0], losses
+
+
+def garment_transfer(
+    pipe: FashionPipeline,
+    photo: Image.Image,                     # The garment's product photo (upright RGB).
+    *,
+    gender: str | None = None,              # The model's gender; None = the classifier's reading.
+    category: str | None = None,            # Override the estimated category (schema value).
+    colour: str | None = None,              # Override the estimated colour (schema value).
+    seed: int = 0,                          # Seed of the model who wears it.
+    truncation: float = 0.7,                # Truncation of the model latent.
+    steps: int = DEFAULT_STEPS,             # Projection steps.
+    layers: Sequence[str] = TRANSFER_LAYERS,  # Layer groups taken from the garment.
+    progress: Progress | None = None,       # progress(fraction 0..1, message).
+) -> TransferResult:
+    """Project a garment photo into the fashion G and put it on a model. InputError for bad input."""
+    check_seed(seed)
+    check_truncation(truncation)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise InputError(f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
+    layer_idx = sorted({i for group in layers for i in pipe.layer_indices(group)})
+
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(min(max(fraction, 0.0), 1.0), message)
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report(0.0, "framing the photo")
+    framed = frame_garment_photo(photo, pipe.resolution)
+    t1 = time.perf_counter()
+    timings["frame_s"] = t1 - t0
+
+    report(0.02, "reading the garment's labels")
+    estimate = classify(pipe, framed.image)
+    wanted = {name: str(e["value"]) for name, e in estimate.items()}
+    fields = pipe.field_columns()
+    overrides = {"category": category, "colour": colour, "gender": gender}
+    for field, value in overrides.items():
+        if value is not None:
+            wanted[pipe.column_for(field)] = value
+    if "view" in fields:
+        wanted[fields["view"]] = "flat"
+    flat_labels = _schema_labels(pipe, wanted)
+    for field, value in overrides.items():  # A given value the schema lacks is an error, not a silent drop.
+        if value is not None:
+            pipe.resolve_labels(labels={pipe.column_for(field): value})
+    if pipe.conditional and not flat_labels:
+        raise InputError("the garment's labels could not be matched to the fashion model's labels")
+    model_labels = dict(flat_labels)
+    if "view" in fields:
+        model_labels[fields["view"]] = "on_model"
+    t2 = time.perf_counter()
+    timings["classify_s"] = t2 - t1
+
+    target = to_tensor(framed.image, pipe.device)
+    flat_ws, losses = project_garment(
+        pipe, target, flat_labels, steps=steps, progress=report, progress_span=(0.05, 0.9)
+    )
+    t3 = time.perf_counter()
+    timings["project_s"] = t3 - t2
+
+    report(0.92, "dressing the model")
+    base_ws = pipe.map_specs([OutfitSpec(labels=model_labels, seed=seed, truncation=truncation)])[0]
+    worn_ws = base_ws.clone()
+    worn_ws[layer_idx] = flat_ws.to(worn_ws.device)[layer_idx]
+    flat_img, worn_img, base_img = pipe.render(torch.stack([flat_ws.to(worn_ws.device), worn_ws, base_ws]))
+    t4 = time.perf_counter()
+    timings["mix_s"] = t4 - t3
+
+    report(0.96, "measuring")
+    category_col = fields.get("category")
+    category_value = flat_labels.get(category_col) if category_col else None
+    metrics = transfer_metrics(
+        pipe, framed, flat_img, worn_img, base_img, category=category_value, estimate=estimate
+    )
+    metrics["projection"] = {
+        **losses,
+        "psnr_db": psnr(np.asarray(framed.image), flat_img),
+        "steps": steps,
+    }
+    t5 = time.perf_counter()
+    timings["metrics_s"] = t5 - t4
+    timings["total_s"] = t5 - t0
+    report(1.0, "done")
+    return TransferResult(
+        framed=framed.image,
+        flat=Image.fromarray(flat_img),
+        on_model=Image.fromarray(worn_img),
+        base_on_model=Image.fromarray(base_img),
+        labels=flat_labels,
+        on_model_labels=model_labels,
+        estimate=estimate,
+        seed=int(seed),
+        truncation=float(truncation),
+        flat_ws=flat_ws.cpu().numpy().astype(np.float32),
+        on_model_ws=worn_ws.cpu().numpy().astype(np.float32),
+        metrics=metrics,
+        timings=timings,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Metrics.
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 or [0, 255] float RGB [..., 3] -> CIELAB (D65) [..., 3]."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    L = 116 * f[..., 1] - 16
+    a = 500 * (f[..., 0] - f[..., 1])
+    b = 200 * (f[..., 1] - f[..., 2])
+    return np.stack([L, a, b], axis=-1)
+
+
+def mean_lab(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean CIELAB colour [3] of the pixels of uint8 [H, W, 3] under bool mask [H, W]."""
+    pixels = image[mask] if mask.any() else image.reshape(-1, 3)
+    return srgb_to_lab(pixels).mean(axis=0)
+
+
+def worn_region(image: np.ndarray, category: str | None) -> np.ndarray:
+    """bool [H, W]: where the garment of `category` is worn on an on-model image (the category's
+    box, less the pixels of the image's background colour)."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = WORN_REGIONS.get(category or "", DEFAULT_WORN_REGION)
+    box = np.zeros([h, w], dtype=bool)
+    box[int(y0 * h) : max(int(y1 * h), int(y0 * h) + 1), int(x0 * w) : max(int(x1 * w), int(x0 * w) + 1)] = True
+    background, _ = estimate_background(image)
+    fg = np.abs(image.astype(np.int16) - np.array(background, dtype=np.int16)).max(axis=2) > FOREGROUND_THRESHOLD
+    region = box & fg
+    return region if region.sum() >= 0.1 * box.sum() else box
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def transfer_metrics(
+    pipe: FashionPipeline,
+    framed: FramedGarment,
+    flat: np.ndarray,
+    worn: np.ndarray,
+    base: np.ndarray,
+    *,
+    category: str | None,
+    estimate: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Colour fidelity (ΔE76 of mean colours, photo garment vs worn region; before and after) and
+    category / colour agreement (the classifier on the result vs its reading of the photo)."""
+    photo_lab = mean_lab(np.asarray(framed.image), framed.mask)
+    worn_lab = mean_lab(worn, worn_region(worn, category))
+    base_lab = mean_lab(base, worn_region(base, category))
+    flat_lab = mean_lab(flat, framed.mask)
+    reading = classify(pipe, Image.fromarray(worn))
+    out: dict[str, Any] = {
+        "colour_distance": round(float(np.linalg.norm(photo_lab - worn_lab)), 3),
+        "colour_distance_before": round(float(np.linalg.norm(photo_lab - base_lab)), 3),
+        "colour_distance_flat": round(float(np.linalg.norm(photo_lab - flat_lab)), 3),
+        "photo_lab": [round(float(v), 2) for v in photo_lab],
+        "worn_lab": [round(float(v), 2) for v in worn_lab],
+        "result_reading": reading,
+    }
+    for metric, field in (("category_agreement", "category"), ("colour_agreement", "colour")):
+        column = pipe.field_columns().get(field)
+        if column and column in estimate and column in reading:
+            out[metric] = reading[column]["value"] == estimate[column]["value"]
+    if category is not None:
+        column = pipe.field_columns().get("category")
+        out["category"] = category
+        if column and column in reading:
+            out["category_agreement"] = reading[column]["value"] == category
+    return out

@@ -1,0 +1,214 @@
+"""What every page of the storefront shares: the API clients of this browser session, readable
+errors, images fetched once and sized for a laptop screen, job progress bars, the label filters.
+
+State kept in `st.session_state` (one browser session):
+    session_token   the shopper's token from POST /v1/sessions (made once)
+    designer_key    the designer API key typed in the studio's sidebar
+    chosen_item     the outfit picked in the Shop for the Try-on page (see `item_from_*`)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import streamlit as st
+
+from ui.client import ApiClient, ApiError
+from ui.settings import UiSettings
+
+log = logging.getLogger(__name__)
+
+GRID_IMAGE_PX = 200                     # Displayed side of a catalog / variant thumbnail.
+DETAIL_IMAGE_PX = 320                   # Displayed side of a single large image.
+IMAGE_CACHE_SIZE = 256                  # Images kept per browser session.
+ANY = "Any"                             # The "no filter" choice of a label selectbox.
+
+
+def settings() -> UiSettings:
+    return UiSettings()
+
+
+def api_base() -> ApiClient:
+    s = settings()
+    return ApiClient(s.api_url, timeout=s.request_timeout)
+
+
+def shopper_client() -> ApiClient:
+    """The shopper's client; the anonymous session is made once per browser session. On failure
+    the page shows why and stops."""
+    base = api_base()
+    token = st.session_state.get("session_token")
+    if not token:
+        try:
+            token = base.new_session()
+        except ApiError as exc:
+            st.error(exc.message)
+            st.stop()
+        st.session_state["session_token"] = token
+    return base.with_credentials(token=token)
+
+
+@contextlib.contextmanager
+def reported_errors() -> Iterator[None]:
+    """Show an ApiError as one red line (the API's detail) instead of a traceback; the rest of the
+    page still renders."""
+    try:
+        yield
+    except ApiError as exc:
+        log.info("API error %s: %s", exc.status, exc.detail)
+        st.error(exc.message)
+
+
+def cached(key: str, load: Callable[[], Any]) -> Any:
+    """`load()` once per browser session under `key` (e.g. the label schema, the edit directions)."""
+    store: dict[str, Any] = st.session_state.setdefault("_cache", {})
+    if key not in store:
+        store[key] = load()
+    return store[key]
+
+
+def image_bytes(client: ApiClient, url: str) -> bytes:
+    """A stored image's bytes, fetched once per browser session."""
+    store: dict[str, bytes] = st.session_state.setdefault("_images", {})
+    if url not in store:
+        if len(store) >= IMAGE_CACHE_SIZE:
+            store.pop(next(iter(store)))
+        store[url] = client.image(url)
+    return store[url]
+
+
+def for_display(data: bytes, side: int) -> bytes:
+    """PNG bytes of the image scaled so that its longer side is `side` px: 64² model outputs are
+    upscaled (nearest-neighbour by whole factors, then bicubic) so that they stay sharp on a laptop."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        im = opened.convert("RGB")
+        longest = max(im.size)
+        if longest < side:
+            factor = max(side // longest, 1)
+            im = im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
+        scale = side / max(im.size)
+        if abs(scale - 1.0) > 1e-3:
+            size = (max(round(im.width * scale), 1), max(round(im.height * scale), 1))
+            im = im.resize(size, Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+
+
+def image_markup(png: bytes, side: int, alt: str) -> str:
+    """An <img> with the PNG inline (a data: URI) at `side` px wide, shrinking on narrow columns.
+
+    Inline because Streamlit 1.60 (the newest that runs with mediapipe's protobuf<5) cannot serve
+    PNG/JPEG from its media route under Starlette >= 1.5: its gzip middleware drops the response
+    start of excluded content types, so st.image shows a broken image in a real browser."""
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}" width="{side}" '
+        'style="max-width:100%;height:auto;border-radius:4px"/>'
+    )
+
+
+def show_image(client: ApiClient, image: dict[str, Any] | None, side: int, caption: str | None = None) -> None:
+    """Show an ImagePublic (its `url`) at `side` px, with its caption, or a note when there is none."""
+    if not image or not image.get("url"):
+        st.caption(caption or "no image")
+        return
+    data = image_bytes(client, str(image["url"]))
+    st.markdown(image_markup(for_display(data, side), side, caption or "image"), unsafe_allow_html=True)
+    if caption:
+        st.caption(caption)
+
+
+def progress_reporter(label: str) -> Callable[[float, str], None]:
+    """A progress bar under `label` for ApiClient.wait_job(on_progress=...)."""
+    bar = st.progress(0.0, text=label)
+
+    def report(fraction: float, message: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{label}: {message}")
+
+    return report
+
+
+def label_columns(client: ApiClient) -> dict[str, dict[str, Any]]:
+    """The model's label columns by their OutfitCreate field ("category", "colour", "gender", "view")."""
+
+    def load() -> dict[str, dict[str, Any]]:
+        labels = client.get("/v1/labels")
+        return {col["field"]: col for col in labels.get("columns", []) if col.get("field")}
+
+    result: dict[str, dict[str, Any]] = cached("labels", load)
+    return result
+
+
+def label_filters(
+    client: ApiClient,
+    fields: tuple[str, ...],                    # OutfitCreate fields, e.g. ("category", "colour").
+    *,
+    key: str,                                   # Widget key prefix (one per place the filters appear).
+    allow_any: bool = True,                     # Offer "Any" (no filter) first.
+    defaults: dict[str, str] | None = None,     # Preselected values by field, when the model has them.
+) -> dict[str, str | None]:
+    """One selectbox per label field, side by side; returns {field: value or None for "Any"}."""
+    columns = label_columns(client)
+    present = [f for f in fields if f in columns]
+    chosen: dict[str, str | None] = {}
+    for slot, field in zip(st.columns(max(len(present), 1)), present, strict=False):
+        values = list(columns[field]["values"])
+        options = [ANY, *values] if allow_any else values
+        default = (defaults or {}).get(field)
+        index = options.index(default) if default in options else 0
+        with slot:
+            value = st.selectbox(
+                field.capitalize(), options, index=index, format_func=_label_text, key=f"{key}-{field}"
+            )
+        chosen[field] = None if value == ANY else value
+    return chosen
+
+
+def _label_text(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def item_from_catalog(item: dict[str, Any]) -> dict[str, Any]:
+    """A shop item from a CatalogItemPublic (the Try-on page sends `ref` to POST /v1/tryon)."""
+    return {
+        "ref": {"catalog_id": item["id"]},
+        "name": item.get("name") or "catalog item",
+        "labels": item.get("labels") or {},
+        "image": item.get("image"),
+        "seed": item.get("seed"),
+        "truncation": item.get("truncation"),
+        "source": item.get("source", "generated"),
+    }
+
+
+def item_from_outfit(outfit: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """A shop item from an OutfitPublic (a freshly generated outfit, not in the catalog)."""
+    labels = outfit.get("labels") or {}
+    return {
+        "ref": {"outfit_id": outfit["id"]},
+        "name": name or " ".join(str(v) for k, v in labels.items() if k != "view") or "generated outfit",
+        "labels": labels,
+        "image": outfit.get("image"),
+        "seed": outfit.get("seed"),
+        "truncation": outfit.get("truncation"),
+        "source": "generated",
+    }
+
+
+def describe_item(item: dict[str, Any]) -> str:
+    labels = ", ".join(f"{k}: {v}" for k, v in item.get("labels", {}).items())
+    extra = []
+    if item.get("seed") is not None:
+        extra.append(f"seed {item['seed']}")
+    if item.get("truncation") is not None:
+        extra.append(f"truncation {float(item['truncation']):.2f}")
+    return "  ·  ".join(x for x in (labels, ", ".join(extra)) if x)

@@ -1,0 +1,1 @@
+"""The storefront's pages: each module has `render()`."""

@@ -1,0 +1,304 @@
+"""Try-on: a selfie (upload or camera, with consent), its projection into the face model, edits
+(sliders and an instruction), the composite on the chosen outfit, before/after, download, and
+"delete my photos".
+
+API: POST /v1/faces, GET/DELETE /v1/faces/{id}, GET /v1/jobs/{id}, GET /v1/edits/directions,
+POST /v1/faces/{id}/edits, POST /v1/tryon (+ its job), POST /v1/outfits (when no outfit is chosen).
+
+State (st.session_state): face (FacePublic), face_ids (every face uploaded in this browser
+session, for "delete my photos"), upload_id (the uploaded file already sent), edit (EditPublic),
+tryon_result ({"image", "item", "face_id"}), chosen_item (from the Shop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import streamlit as st
+
+from ui.client import ApiClient, ApiError, JobFailedError
+from ui.common import (
+    DETAIL_IMAGE_PX,
+    GRID_IMAGE_PX,
+    cached,
+    describe_item,
+    for_display,
+    image_bytes,
+    item_from_outfit,
+    progress_reporter,
+    reported_errors,
+    settings,
+    shopper_client,
+    show_image,
+)
+from ui.navigation import go_to
+
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp"]
+CONSENT = (
+    "I agree that my photo is processed to make my try-on images. It is kept, with everything made from "
+    "it, until I delete it here."
+)
+SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
+FACE_STATE_KEYS = ("face", "edit", "tryon_result")  # upload_id stays: a file is sent once.
+
+
+def edit_directions(client: ApiClient) -> dict[str, Any]:
+    """GET /v1/edits/directions; {"unavailable": reason} when this API has no face edits."""
+
+    def load() -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = client.get("/v1/edits/directions")
+        except ApiError as exc:
+            if exc.status in (404, 405, 501, 503):
+                return {"unavailable": exc.detail}
+            raise
+        return result
+
+    result: dict[str, Any] = cached("edit_directions", load)
+    return result
+
+
+def upload_selfie(client: ApiClient, name: str, data: bytes, media_type: str) -> None:
+    """POST /v1/faces (its projection job is followed by `follow_projection`)."""
+    with st.spinner("Finding your face…"):
+        face = client.upload("/v1/faces", name, data, media_type)
+    st.session_state["face"] = face
+    ids: list[str] = st.session_state.setdefault("face_ids", [])
+    ids.append(face["id"])
+    for key in ("edit", "tryon_result"):
+        st.session_state.pop(key, None)
+    if face.get("note"):
+        st.info(face["note"])
+
+
+def follow_projection(client: ApiClient) -> None:
+    """Wait for the face's projection job (if any) with a progress bar, then reload the face."""
+    face = st.session_state.get("face")
+    job = (face or {}).get("projection_job")
+    if not face or not job or job.get("status") in ("succeeded", "failed"):
+        return
+    report = progress_reporter("Learning your face (this takes a while on a CPU)")
+    with contextlib.suppress(JobFailedError):  # render_face says why, from the reloaded face.
+        client.wait_job(job, on_progress=report, timeout=settings().job_timeout)
+    st.session_state["face"] = client.get(f"/v1/faces/{face['id']}")
+
+
+def delete_my_photos(client: ApiClient) -> int:
+    """DELETE every face uploaded in this browser session; returns how many were deleted."""
+    deleted = 0
+    for face_id in list(st.session_state.get("face_ids", [])):
+        try:
+            client.delete(f"/v1/faces/{face_id}")
+            deleted += 1
+        except ApiError as exc:
+            if exc.status != 404:  # 404: already gone.
+                raise
+        st.session_state["face_ids"].remove(face_id)
+    for key in FACE_STATE_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state.pop("_images", None)
+    return deleted
+
+
+def render_selfie_input(client: ApiClient) -> None:
+    consent = st.checkbox(CONSENT, key="consent")
+    source = st.radio("Your photo", ["Upload a photo", "Use the camera"], horizontal=True, key="photo_source")
+    if source == "Use the camera":
+        uploaded = st.camera_input("Take a selfie", disabled=not consent, key="camera")
+    else:
+        uploaded = st.file_uploader(
+            "A photo of your face (JPEG, PNG or WebP)", type=PHOTO_TYPES, disabled=not consent, key="selfie"
+        )
+    if not consent:
+        st.caption("Tick the box above to add your photo.")
+        return
+    if uploaded is not None and uploaded.file_id != st.session_state.get("upload_id"):
+        st.session_state["upload_id"] = uploaded.file_id  # Sent once, even when it is refused.
+        upload_selfie(client, uploaded.name or "selfie.jpg", uploaded.getvalue(), uploaded.type or "image/jpeg")
+
+
+def render_face(client: ApiClient, face: dict[str, Any]) -> None:
+    status = face.get("status", "uploaded")
+    cols = st.columns(3)
+    with cols[0]:
+        show_image(client, face.get("photo"), GRID_IMAGE_PX, "your photo")
+    with cols[1]:
+        show_image(client, face.get("aligned"), GRID_IMAGE_PX, "your face, aligned")
+    with cols[2]:
+        show_image(client, face.get("reconstruction"), GRID_IMAGE_PX, "as our face model sees it")
+    job = face.get("projection_job")
+    if job and job.get("status") == "failed":
+        st.error(f"We could not learn your face: {job.get('error') or 'the projection failed'}. Try another photo.")
+    elif job is None and status != "projected":
+        st.info("This server does not project faces yet: edits and the try-on need it.")
+
+
+def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
+    directions = edit_directions(client)
+    if "unavailable" in directions:
+        st.caption(f"Face edits are not available on this server ({directions['unavailable']}).")
+        return
+    with st.form("edits"):
+        st.markdown("**Adjust your face**")
+        strengths: dict[str, float] = {}
+        items = directions.get("directions", [])
+        for slot, d in zip(st.columns(max(min(len(items), 3), 1)) * 4, items, strict=False):
+            lo, hi = (float(x) for x in d.get("range", (-1.0, 1.0)))
+            with slot:
+                strengths[d["name"]] = st.slider(
+                    d["name"].capitalize(),
+                    min_value=lo,
+                    max_value=hi,
+                    value=0.0 if lo <= 0.0 <= hi else lo,
+                    step=(hi - lo) / SLIDER_STEPS,
+                    help=d.get("description"),
+                    key=f"edit-{d['name']}",
+                )
+        words = directions.get("instruction_words") or []
+        instruction = st.text_input(
+            "Or say it in words",
+            placeholder="older, smiling, no glasses",
+            help="Words: " + ", ".join(words),
+            key="edit-instruction",
+        )
+        applied = st.form_submit_button("Apply edits", disabled=face.get("status") != "projected")
+    if applied:
+        body = {
+            "strengths": {k: v for k, v in strengths.items() if abs(v) > 1e-9},
+            "instruction": instruction.strip() or None,
+        }
+        with st.spinner("Editing your face…"):
+            st.session_state["edit"] = client.post(f"/v1/faces/{face['id']}/edits", body)
+        st.session_state.pop("tryon_result", None)
+    edit = st.session_state.get("edit")
+    if edit and edit.get("face_id") == face["id"]:
+        before, after = st.columns(2)
+        with before:
+            show_image(client, face.get("reconstruction") or face.get("aligned"), GRID_IMAGE_PX, "before")
+        with after:
+            show_image(client, edit.get("image"), GRID_IMAGE_PX, "after: " + describe_strengths(edit))
+        if st.button("Reset edits"):
+            st.session_state.pop("edit", None)
+            st.rerun()
+
+
+def describe_strengths(edit: dict[str, Any]) -> str:
+    s = edit.get("strengths") or {}
+    return ", ".join(f"{k} {v:+.2g}" for k, v in s.items()) or "no change"
+
+
+def chosen_item(client: ApiClient) -> dict[str, Any] | None:
+    """The outfit picked in the Shop; without one, the shopper can have one generated here."""
+    item: dict[str, Any] | None = st.session_state.get("chosen_item")
+    if item is not None:
+        return item
+    st.info("Choose an outfit in the Shop, or try a generated one.")
+    a, b = st.columns(2)
+    if a.button("Go to the Shop"):
+        go_to("shop")
+    if b.button("Generate an outfit for me"):
+        seed = int(st.session_state.get("generated_seed", 0))
+        with st.spinner("Generating an outfit…"):
+            outfit = client.post("/v1/outfits", {"view": "on_model", "seed": seed})
+        st.session_state["generated_seed"] = seed + 1
+        st.session_state["chosen_item"] = item_from_outfit(outfit)
+        st.rerun()
+    return None
+
+
+def run_tryon(client: ApiClient, face: dict[str, Any], item: dict[str, Any]) -> None:
+    """POST /v1/tryon with the current edits, follow its job, keep the result."""
+    edit = st.session_state.get("edit") or {}
+    body: dict[str, Any] = {"face_id": face["id"], **item["ref"]}
+    if edit.get("face_id") == face["id"]:
+        body["edits"] = {"strengths": edit.get("strengths") or {}, "instruction": None}
+    with st.spinner("Starting your try-on…"):
+        tryon = client.post("/v1/tryon", body)
+    image = tryon.get("image")
+    if not image and tryon.get("job"):
+        report = progress_reporter("Putting you in the outfit")
+        job = client.wait_job(tryon["job"], on_progress=report, timeout=settings().job_timeout)
+        image = (job.get("result") or {}).get("image")
+    if not image:
+        image = client.get(f"/v1/tryon/{tryon['id']}").get("image")
+    st.session_state["tryon_result"] = {"image": image, "item": item, "face_id": face["id"], "id": tryon["id"]}
+
+
+def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
+    item = chosen_item(client)
+    if item is None:
+        return
+    left, right = st.columns([1, 2])
+    with left:
+        show_image(client, item.get("image"), GRID_IMAGE_PX, item["name"])
+    with right:
+        st.markdown(f"**{item['name']}**")
+        st.caption(describe_item(item))
+        ready = face.get("status") == "projected"
+        if st.button("Put me in this outfit", type="primary", disabled=not ready, key="run-tryon"):
+            run_tryon(client, face, item)
+        if not ready:
+            st.caption("Your face must be learned first (see above).")
+        if st.button("Choose another outfit"):
+            go_to("shop")
+    result = st.session_state.get("tryon_result")
+    if result and result.get("face_id") == face["id"] and result.get("image"):
+        st.subheader("Before / after")
+        before, outfit, after = st.columns(3)
+        with before:
+            show_image(client, face.get("aligned") or face.get("photo"), DETAIL_IMAGE_PX, "you")
+        with outfit:
+            show_image(client, result["item"].get("image"), DETAIL_IMAGE_PX, "the outfit")
+        with after:
+            show_image(client, result["image"], DETAIL_IMAGE_PX, "you in it")
+        data = image_bytes(client, str(result["image"]["url"]))
+        st.download_button(
+            "Download my try-on",
+            data=for_display(data, 512),
+            file_name=f"tryon-{result['id']}.png",
+            mime="application/octet-stream",  # Not image/png: see ui.common.image_markup.
+        )
+
+
+def _delete_clicked(client: ApiClient) -> None:
+    """The "Delete my photos" callback (runs before the page, so that the page shows the result)."""
+    try:
+        n = delete_my_photos(client)
+    except ApiError as exc:
+        st.session_state["delete_message"] = ("error", f"Your photos were not all deleted. {exc.message}")
+    else:
+        st.session_state["delete_message"] = ("success", f"Deleted {n} photo(s) and everything made from them.")
+
+
+def render() -> None:
+    st.title("Try it on")
+    client = shopper_client()
+    delete_slot = st.empty()  # Filled below, once we know whether there is anything to delete.
+    message = st.session_state.pop("delete_message", None)
+    if message is not None:
+        (st.success if message[0] == "success" else st.error)(message[1])
+    with reported_errors():
+        if st.session_state.get("face") is None:
+            render_selfie_input(client)
+    if st.session_state.get("face_ids"):  # Before the projection wait: deleting works while it runs.
+        delete_slot.button(
+            "Delete my photos", key="delete-photos", icon=":material/delete:", on_click=_delete_clicked, args=(client,)
+        )
+    if st.session_state.get("face") is None:
+        return
+    with reported_errors():
+        follow_projection(client)
+    face = st.session_state["face"]
+    with reported_errors():
+        render_face(client, face)
+        if st.button("Use another photo"):
+            for key in FACE_STATE_KEYS:
+                st.session_state.pop(key, None)
+            st.rerun()
+    st.divider()
+    with reported_errors():
+        render_edits(client, face)
+    st.divider()
+    with reported_errors():
+        render_tryon(client, face)
