@@ -87,6 +87,11 @@ def test_keys_verb_scopes_and_revocation(
     assert {k["name"] for k in listed} == {"shop backend", "api key"} and all("key" not in k for k in listed)
     made = client.post("/v1/keys", headers=admin, json={"name": "studio", "scopes": ["designer"]})
     assert made.status_code == 201 and made.json()["key"].startswith("tyk_")
+    studio = {"X-API-Key": made.json()["key"]}
+    assert client.get("/v1/jobs/x", headers=studio).status_code == 404  # `designer` implies `shop`...
+    assert client.get("/v1/keys", headers=studio).status_code == 403  # ...but not `admin`.
+    r = client.post("/v1/variants", headers=shop, json={})
+    assert r.status_code == 403 and "'designer' scope" in r.json()["detail"]  # `shop` implies nothing.
     assert client.post("/v1/keys", headers=admin, json={"name": "x", "scopes": ["root"]}).status_code == 400
     shop_id = next(k["id"] for k in listed if k["name"] == "shop backend")
     assert client.delete(f"/v1/keys/{shop_id}", headers=admin).status_code == 204

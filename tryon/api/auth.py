@@ -2,7 +2,7 @@
 (`X-API-Key: tyk_...`, scopes shop / designer / admin). The rate limit is in tryon.api.ratelimit.
 
 A session acts with the `shop` scope and owns what it uploads; an API key acts for its client owner.
-`admin` implies every scope. Ownership is enforced by the repositories (lookups by owner).
+`admin` implies every scope, `designer` implies `shop`. Ownership is enforced by the repositories (lookups by owner).
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ from tryon.db.models import Scope, utcnow
 _LAST_USED_RESOLUTION_S = 60.0          # `api_keys.last_used_at` is written at most this often.
 
 
+_IMPLIED: dict[str, set[str]] = {
+    Scope.ADMIN.value: {s.value for s in Scope},
+    Scope.DESIGNER.value: {Scope.DESIGNER.value, Scope.SHOP.value},
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Principal:
     owner_id: str
@@ -26,7 +32,10 @@ class Principal:
     key_id: str | None = None           # The API key's id (None for sessions).
 
     def has_scope(self, scope: Scope | str) -> bool:
-        return Scope.ADMIN.value in self.scopes or str(scope) in self.scopes
+        """`admin` implies every scope and `designer` implies `shop` (a designer also generates
+        outfits, reads its images and uploads garments); `shop` implies nothing else."""
+        wanted = scope.value if isinstance(scope, Scope) else str(scope)
+        return any(wanted in _IMPLIED.get(have, {have}) for have in self.scopes)
 
 
 def authenticate(session: Session, *, api_key: str | None, authorization: str | None) -> Principal:
