@@ -8,8 +8,12 @@ workers); clients are asyncio + httpx. Every cell is bounded in requests (--requ
 - outfit: POST /v1/outfits (one generation, answered when the image is stored)
 - outfit_job: POST /v1/outfits with `Prefer: respond-async`, then GET /v1/jobs/{id}?wait=10 until done
 - image: GET /v1/images/{id} of an existing outfit (storage path only; batching does not apply)
+- catalog: GET /v1/catalog, a page of 24 filtered by category (after the first-use fill)
+- tryon: POST /v1/tryon of a projected face (a real photo, projected once in the set-up with the
+  shipped face models) onto an on-model outfit, then GET /v1/jobs/{id}?wait=10 until done: one
+  render of the face plus compositing per request (batching does not apply)
 
-Catalog and try-on requests join when those endpoints exist. The model is --checkpoint (e.g. the
+The fashion model is --checkpoint (e.g. the
 shipped tryon/assets/fashion) or, by default, a random serving-sized 64 px conditional generator:
 the timings are about the service, not image quality.
 
@@ -119,6 +123,29 @@ class Server:
         self.log.close()
 
 
+FACE_PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces" / "photos" / "obama_small.jpg"
+NO_BATCHING = ("image", "catalog", "tryon")  # Scenarios that do not go through the generation batcher.
+
+
+async def _wait_job(http: Any, auth: dict[str, str], job_id: str) -> bool:
+    """Long-poll a job until it finishes; True when it succeeded."""
+    while True:
+        job = (await http.get(f"/v1/jobs/{job_id}", headers=auth, params={"wait": 10})).json()
+        if job["status"] in ("succeeded", "failed"):
+            return bool(job["status"] == "succeeded")
+
+
+async def _tryon_setup(http: Any, auth: dict[str, str]) -> dict[str, str]:
+    """A projected face and an on-model outfit of this caller."""
+    with FACE_PHOTO.open("rb") as f:
+        face = (await http.post("/v1/faces", headers=auth, files={"file": (FACE_PHOTO.name, f, "image/jpeg")})).json()
+    job = face.get("projection_job")
+    if not job or not await _wait_job(http, auth, job["id"]):
+        raise RuntimeError(f"the face was not projected: {face}")
+    outfit = (await http.post("/v1/outfits", headers=auth, json={"view": "on_model", "seed": 3})).json()
+    return {"face_id": face["id"], "outfit_id": outfit["id"]}
+
+
 async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
     """`clients` concurrent loops sharing a budget of `requests` requests and `seconds` seconds."""
     import httpx
@@ -127,9 +154,16 @@ async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds
         token = (await http.post("/v1/sessions")).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
         image_url = None
+        tryon_body: dict[str, str] = {}
         if scenario == "image":
             outfit = (await http.post("/v1/outfits", headers=auth, json={"category": "Jeans", "seed": 1})).json()
             image_url = outfit["image"]["url"]
+        elif scenario == "catalog":
+            r = await http.get("/v1/catalog", headers=auth)  # The first use fills the catalog.
+            if r.status_code != 200:
+                raise RuntimeError(f"GET /v1/catalog: {r.status_code} {r.text}")
+        elif scenario == "tryon":
+            tryon_body = await _tryon_setup(http, auth)
         for seed in range(2):  # Warm-up: the model is loaded and the code paths are hot.
             await http.post("/v1/outfits", headers=auth, json={"category": "Tshirts", "seed": seed})
         metrics_before = _batch_metrics((await http.get("/metrics")).text)
@@ -148,13 +182,14 @@ async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds
                 ok = r.status_code == 201
             elif scenario == "outfit_job":
                 r = await http.post("/v1/outfits", headers={**auth, "Prefer": "respond-async"}, json=body)
-                ok = r.status_code == 202
-                job_id = r.json()["id"] if ok else None
-                while ok:  # Long poll: the answer comes when the job finishes (or after 10 s).
-                    job = (await http.get(f"/v1/jobs/{job_id}", headers=auth, params={"wait": 10})).json()
-                    if job["status"] in ("succeeded", "failed"):
-                        ok = job["status"] == "succeeded"
-                        break
+                ok = r.status_code == 202 and await _wait_job(http, auth, r.json()["id"])
+            elif scenario == "catalog":
+                category = ["Tshirts", "Shirts", "Jeans"][i % 3]
+                r = await http.get("/v1/catalog", headers=auth, params={"category": category, "per_page": 24})
+                ok = r.status_code == 200
+            elif scenario == "tryon":
+                r = await http.post("/v1/tryon", headers=auth, json=tryon_body)
+                ok = r.status_code == 202 and await _wait_job(http, auth, r.json()["job"]["id"])
             else:
                 assert image_url is not None
                 r = await http.get(image_url, headers=auth)
@@ -206,7 +241,7 @@ def _batch_metrics(text: str) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="fashion checkpoint (default: random 64 px)")
-    parser.add_argument("--scenarios", nargs="+", default=["outfit", "outfit_job", "image"])
+    parser.add_argument("--scenarios", nargs="+", default=["outfit", "outfit_job", "image", "catalog", "tryon"])
     parser.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=64, help="requests per cell (default 64)")
     parser.add_argument("--seconds", type=float, default=30.0, help="time limit per cell (default 30)")
@@ -221,7 +256,7 @@ def main() -> int:
             try:
                 server.wait_ready()
                 for scenario in args.scenarios:
-                    if scenario == "image" and batch != args.batch_sizes[0]:
+                    if scenario in NO_BATCHING and batch != args.batch_sizes[0]:
                         continue  # Batching does not touch this path.
                     for clients in args.clients:
                         row = asyncio.run(run_cell(server.url, scenario, clients, args.requests, args.seconds))
