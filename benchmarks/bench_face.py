@@ -81,6 +81,7 @@ def bench_projection(models: FaceModels, args: argparse.Namespace) -> dict[str, 
     if not photos:
         return {"skipped": f"no photos under {SHARED_DATA} (the shared data folder is absent)"}
     aligned, skipped = align_photos(photos)
+    project_face(models, aligned[0][1], steps=2)  # Warm-up (first-call costs are not a projection's).
     methods: list[tuple[str, dict[str, Any], int]] = [("encoder", {"steps": 0}, len(aligned))]
     methods += [(f"encoder+{n}", {"steps": n}, len(aligned)) for n in args.steps]
     methods.append((f"w_avg+{args.baseline_steps} (NVlabs)", {"steps": args.baseline_steps, "init": "w_avg"},

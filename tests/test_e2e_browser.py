@@ -5,7 +5,9 @@ screenshot (to tmp_path, and once to benchmarks/results/e2e_tryon.png for the re
 photos.
 
 Needs: `apt-get install -y chromium` (Playwright's own browser download is never used) and the
-shared data folder; skips with the reason otherwise. Slow: the face projection runs on the CPU.
+shared data folder; skips with the reason otherwise. Marked slow: 29 s on an idle 2-core machine,
+50 s and more when other work shares the CPU (the face projection). Run it with
+`.venv/bin/pytest -m slow tests/test_e2e_browser.py`.
 """
 
 from __future__ import annotations

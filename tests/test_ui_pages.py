@@ -15,7 +15,7 @@ import pytest
 from conftest import SHARED_DIR
 from PIL import Image
 from service_helpers import FACE_PHOTO, png_bytes
-from ui_helpers import UI_APP, LiveApi, live_api, page_test, texts
+from ui_helpers import UI_APP, LiveApi, free_port, live_api, page_test, texts
 
 from ui.client import ApiClient, ApiError, JobFailedError
 from ui.common import for_display
@@ -72,14 +72,8 @@ def test_client_turns_api_errors_into_readable_messages(api: LiveApi) -> None:
         ApiClient(api.url).get("/v1/faces/nope")
     assert info.value.status == 401
     with pytest.raises(ApiError) as info:
-        ApiClient(f"http://127.0.0.1:{_closed_port()}", timeout=5).health()
+        ApiClient(f"http://127.0.0.1:{free_port()}", timeout=5).health()  # Nothing listens there.
     assert info.value.status == 0 and "Cannot reach the tryon API" in info.value.message
-
-
-def _closed_port() -> int:
-    from ui_helpers import free_port
-
-    return free_port()  # Nothing listens there once the probe socket is closed.
 
 
 def test_wait_job_follows_progress_and_reports_failure(api: LiveApi) -> None:
@@ -240,7 +234,6 @@ def _projected_face(at: Any) -> dict[str, Any]:
     return face
 
 
-@pytest.mark.slow  # The face projection takes about a minute on 2 CPU cores.
 def test_tryon_projection_edits_and_composite(api: LiveApi) -> None:
     need(api, "/v1/tryon")
     at = page_test(api, "tryon")

@@ -137,7 +137,7 @@ def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
         stored = save_image(session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image,
                             kind=RECONSTRUCTION_KIND, face_id=face_id)
-        face.latent_sha256 = blob.sha256
+        pass
         face.status = "projected"
         dropped = repo.drop_unreferenced_blobs(session, shas=old_shas - {blob.sha256, stored.blob_sha256})
         latent_sha, image_id = blob.sha256, stored.id

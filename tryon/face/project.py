@@ -11,7 +11,9 @@ How (NVlabs stylegan2-ada-pytorch projector.py, adapted to work offline and from
    5 % of the steps and down (cosine) over the last 25 %; the noise maps are regularised towards
    white noise (their autocorrelation at every scale, weight 1e5) and renormalised after each step.
    Loss = multi-scale features of the face D (LPIPS-like: channel-normalised, squared differences)
-   + pixel MSE + (1 - SSIM), + a VGG16-LPIPS-like term when VGG16 weights are supplied (`vgg`).
+   + pixel MSE + (1 - SSIM), + a VGG16-LPIPS-like term when VGG16 weights are supplied (`vgg`); in W+
+   a small penalty on the spread of the ws around their mean keeps the latent near W (where edits
+   behave).
 3. `pti=True`: pivotal tuning (Roich et al. 2021): the latent is frozen and a private copy of the
    synthesis network is fine-tuned for a few steps around it, with low-rank deltas of every conv
    weight and full deltas of the biases. The deltas (about 0.1 MB in float16) travel inside the
@@ -222,7 +224,7 @@ class ProjectionOptions:
     noise_ramp: float = 0.75            # Fraction of the steps over which that perturbation decays.
     noise_regularize: float = 1e5       # Weight of the noise autocorrelation penalty.
     optimize_noise: bool = True         # Optimise the per-layer noise maps too.
-    w_plus_regularize: float = 0.0      # Weight of the spread of the ws around their mean (0 = free W+).
+    w_plus_regularize: float = 0.1      # Weight of the spread of the ws around their mean (keeps W+ near W).
     feature_weight: float = 1.0         # D features (LPIPS-like).
     pixel_weight: float = 1.0           # Pixel MSE in [-1, 1].
     ssim_weight: float = 0.5            # 1 - SSIM.
