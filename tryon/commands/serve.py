@@ -96,6 +96,10 @@ def run_serve(args: argparse.Namespace) -> int:
         log_config=uvicorn_log_config(level, args.log_format),
         proxy_headers=True,
     )
+    if args.workers == 1:  # Then the in-process job workers ran in this process.
+        from tryon.jobs.queue import exit_now_if_jobs_linger
+
+        exit_now_if_jobs_linger()
     return 0
 
 
@@ -116,8 +120,11 @@ def run_worker(args: argparse.Namespace) -> int:
         runtime.queue.backend,
         ", ".join(runtime.registry.kinds()),
     )
+    from tryon.jobs.queue import exit_now_if_jobs_linger
+
     try:
         runtime.queue.run_consumer(args.threads)
     finally:
         runtime.close()
+    exit_now_if_jobs_linger()
     return 0

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -234,3 +235,16 @@ class JobQueue:
         if consumer is not None:
             consumer.shutdown_timeout = timeout
             consumer.stop(graceful=True)
+
+
+def exit_now_if_jobs_linger(code: int = 0) -> None:
+    """Exit at once when job threads are still busy after the API stopped (a job outlived the
+    queue's shutdown grace period): letting the interpreter finalise under a thread that is inside
+    torch aborts the process. The interrupted job's lease runs out and it is retried at the next start."""
+    busy = [t.name for t in threading.enumerate() if t is not threading.current_thread() and t.is_alive()]
+    if not busy:
+        return
+    log.warning("stopping with busy threads (%s): interrupted jobs are retried at the next start", ", ".join(busy))
+    print("tryon: a running job was interrupted; it is retried at the next start", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
