@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tryon.pipelines import FashionPipeline, garment_transfer
+from tryon.fashion import FashionPipeline, garment_transfer
 from tryon.vision.io import ImageLimits, load_image
 
 RESULTS = Path(__file__).resolve().parent / "results"

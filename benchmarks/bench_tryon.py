@@ -69,8 +69,8 @@ def score(result: Any, model: Image.Image) -> dict[str, float]:
     """Landmark error, seam and colour numbers of one CompositeResult (see the module docstring)."""
     import cv2
 
+    from tryon.composite import _to_lab, mesh_keypoints, seam_metrics
     from tryon.face.align import find_faces
-    from tryon.pipelines.composite import _to_lab, mesh_keypoints, seam_metrics
 
     out = np.asarray(result.image)
     ref = np.asarray(model.convert("RGB").resize(result.image.size, Image.Resampling.LANCZOS))
@@ -138,7 +138,7 @@ def save_small(image: Image.Image, path: Path) -> None:
 
 
 def bench_real(faces: dict[str, Image.Image], quick: bool) -> tuple[dict[str, Any], list[Image.Image]]:
-    from tryon.pipelines.composite import NoUsableFaceError, composite_face
+    from tryon.composite import NoUsableFaceError, composite_face
     from tryon.vision.io import load_image
 
     rows: dict[str, list[dict[str, Any]]] = {b: [] for b in BLENDS}
@@ -180,8 +180,8 @@ def bench_real(faces: dict[str, Image.Image], quick: bool) -> tuple[dict[str, An
 
 
 def bench_generated(faces: dict[str, Image.Image], quick: bool) -> tuple[dict[str, Any], Image.Image]:
-    from tryon.pipelines import FashionPipeline
-    from tryon.pipelines.composite import composite_face
+    from tryon.composite import composite_face
+    from tryon.fashion import FashionPipeline
 
     pipe = FashionPipeline.from_checkpoint(None)
     seeds = [0] if quick else [0, 1, 2, 3]
@@ -219,7 +219,7 @@ def bench_generated(faces: dict[str, Image.Image], quick: bool) -> tuple[dict[st
 
 def bench_pipeline(project_steps: int) -> tuple[dict[str, Any], Image.Image]:
     """The whole try_on with the shipped models: a photo projected, rendered, composited twice."""
-    from tryon.pipelines.tryon import TryOnPipeline
+    from tryon.pipelines import TryOnPipeline
     from tryon.vision.io import load_image
 
     pipe = TryOnPipeline(project_steps=project_steps)

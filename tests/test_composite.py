@@ -1,4 +1,4 @@
-"""Face compositing (tryon.pipelines.composite): the blend and colour helpers on synthetic arrays, the
+"""Face compositing (tryon.composite): the blend and colour helpers on synthetic arrays, the
 canonical-head fallback on a generated-like image, and real photos from ../shared (the pasted face's
 landmarks land on the model's, the seam is smoother than a naive paste, a headless photo is refused)."""
 
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tryon.errors import InputError
-from tryon.pipelines.composite import (
+from tryon.composite import (
     ALIGNED_KEYPOINTS,
     NoUsableFaceError,
     composite_face,
@@ -20,6 +19,7 @@ from tryon.pipelines.composite import (
     mesh_keypoints,
     seam_metrics,
 )
+from tryon.errors import InputError
 from tryon.vision.model_frame import CANONICAL_EYES, canonical_head_keypoints
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -11,7 +11,7 @@ import pytest
 from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
 
 from tryon.errors import InputError
-from tryon.pipelines import LAYER_GROUPS, FashionPipeline, OutfitSpec
+from tryon.fashion import LAYER_GROUPS, FashionPipeline, OutfitSpec
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,7 +74,7 @@ def test_friendly_fields_map_onto_the_schema(pipe: FashionPipeline) -> None:
 
 def test_the_api_service_uses_the_same_resolver() -> None:
     import tryon.api.fashion as service
-    import tryon.pipelines.outfits as outfits
+    import tryon.fashion.outfits as outfits
 
     assert service.FIELD_ALIASES is outfits.FIELD_ALIASES and service.OutfitSpec is outfits.OutfitSpec
     assert not hasattr(service.FashionService, "_resolve_columns")
@@ -134,7 +134,7 @@ def test_the_core_package_does_not_import_training_or_datasets(tmp_path: Path) -
     import sys
 
     code = (
-        "import sys, tryon.pipelines, tryon.feature_net, tryon.commands.outfits\n"
+        "import sys, tryon.pipelines, tryon.fashion, tryon.composite, tryon.feature_net, tryon.commands.outfits\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'datasets'))\n"
         "assert not bad, bad\n"
     )

@@ -13,8 +13,8 @@ from PIL import Image
 from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
 
 from tryon.errors import InputError
-from tryon.pipelines import FashionPipeline, frame_garment_photo, garment_transfer
-from tryon.pipelines.transfer import mean_lab, project_garment, srgb_to_lab, to_tensor, worn_region
+from tryon.fashion import FashionPipeline, frame_garment_photo, garment_transfer
+from tryon.fashion.transfer import mean_lab, project_garment, srgb_to_lab, to_tensor, worn_region
 from tryon.vision.framing import FLAT_MARGIN
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

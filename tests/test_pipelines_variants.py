@@ -10,7 +10,7 @@ import pytest
 from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
 
 from tryon.errors import InputError
-from tryon.pipelines import FashionPipeline, OutfitSpec, garment_variants
+from tryon.fashion import FashionPipeline, OutfitSpec, garment_variants
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,4 +1,4 @@
-"""try_on in one call (tryon.pipelines.tryon) with the shipped face and fashion generators: a latent,
+"""try_on in one call (tryon.pipelines) with the shipped face and fashion generators: a latent,
 a projection folder or a photo as the face; an outfit spec, an OutfitResult or a photo as the model;
 the LRU caches of projections and outfits; precise errors."""
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from tryon.errors import InputError
 from tryon.face.latent import FaceLatent
-from tryon.pipelines.tryon import LRUCache, TryOnPipeline, TryOnResult
+from tryon.pipelines import LRUCache, TryOnPipeline, TryOnResult
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPEC = {"category": "tops", "colour": "blue", "gender": "Women", "seed": 1, "truncation": 0.7}

@@ -26,15 +26,15 @@ import numpy as np
 
 from tryon.api.batching import DynamicBatcher
 from tryon.errors import CheckpointError, InputError, TryonError
-from tryon.pipelines.outfits import FIELD_ALIASES as FIELD_ALIASES
-from tryon.pipelines.outfits import MAX_SEED as MAX_SEED
-from tryon.pipelines.outfits import OutfitSpec as OutfitSpec
+from tryon.fashion.outfits import FIELD_ALIASES as FIELD_ALIASES
+from tryon.fashion.outfits import MAX_SEED as MAX_SEED
+from tryon.fashion.outfits import OutfitSpec as OutfitSpec
 
 if TYPE_CHECKING:
     from tryon.config import Settings
+    from tryon.fashion.outfits import FashionPipeline
     from tryon.labels import LabelSchema
     from tryon.nn import Generator
-    from tryon.pipelines.outfits import FashionPipeline
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class FashionService:
                 "no fashion model is installed: set TRYON_FASHION_CHECKPOINT to a checkpoint folder "
                 "(or ship one in tryon/assets/fashion)"
             )
-        from tryon.pipelines.outfits import FashionPipeline
+        from tryon.fashion.outfits import FashionPipeline
 
         device = self.settings.torch_device()
         started = time.perf_counter()
@@ -371,7 +371,7 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
     from tryon.api.records import save_image
     from tryon.db import repositories as repo
-    from tryon.pipelines.transfer import garment_transfer
+    from tryon.fashion.transfer import garment_transfer
 
     fashion: FashionService = ctx.env.services["fashion"]
     pipeline = fashion.pipeline()
@@ -401,7 +401,7 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"garment {garment_id} was deleted while it was transferred")
         flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind="garment_flat")
         save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind="garment_framed")
-        from tryon.pipelines.outfits import OutfitResult
+        from tryon.fashion.outfits import OutfitResult
 
         worn = OutfitResult(
             image=result.on_model,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tryon.errors import InputError
 
 if TYPE_CHECKING:
-    from tryon.pipelines import FashionPipeline, OutfitResult, OutfitSpec
+    from tryon.fashion import FashionPipeline, OutfitResult, OutfitSpec
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +114,7 @@ def register_transfer(subparsers: Any) -> None:
 
 def _pipeline(args: argparse.Namespace) -> FashionPipeline:
     from tryon.commands.generate import _device
-    from tryon.pipelines import FashionPipeline
+    from tryon.fashion import FashionPipeline
 
     return FashionPipeline.from_checkpoint(args.checkpoint, device=_device(args.device))
 
@@ -198,7 +198,7 @@ def _floats(text: str, flag: str) -> list[float]:
 
 def run_variants(args: argparse.Namespace) -> int:
     from tryon.commands.generate import parse_seeds
-    from tryon.pipelines import garment_variants
+    from tryon.fashion import garment_variants
 
     pipe = _pipeline(args)
     base = _spec(pipe, args, "", args.seed, args.truncation)
@@ -231,7 +231,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from tryon.pipelines import garment_transfer
+    from tryon.fashion import garment_transfer
     from tryon.vision.io import ImageLimits, load_image
 
     photo = load_image(args.photo, limits=ImageLimits(), name=args.photo)

@@ -116,7 +116,7 @@ def outfit_argument(args: argparse.Namespace) -> tuple[Any, bool | None]:
 def run_tryon(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tryon.pipelines.tryon import TryOnPipeline
+    from tryon.pipelines import TryOnPipeline
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):

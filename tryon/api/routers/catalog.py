@@ -27,7 +27,7 @@ from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, Ima
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, CatalogSource, Image
 from tryon.errors import InputError
-from tryon.pipelines.outfits import FIELD_ALIASES
+from tryon.fashion.outfits import FIELD_ALIASES
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

@@ -3,7 +3,7 @@
 The upload goes through the same checks as face photos (size 413, empty 400, signature 415, pixel
 count 413, decode 400; EXIF applied, metadata dropped). A photo without a garment (one flat
 colour) is 422. The job frames the photo like the training flats, projects it into the fashion G
-and puts its middle / fine layers on a generated model (`tryon.pipelines.transfer`); poll the job
+and puts its middle / fine layers on a generated model (`tryon.fashion.transfer`); poll the job
 or `GET /v1/garments/{id}` until status is "transferred".
 """
 
@@ -26,8 +26,8 @@ from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
 from tryon.db.models import Garment, JobStatus
 from tryon.errors import InputError
-from tryon.pipelines.outfits import MAX_SEED
-from tryon.pipelines.transfer import MAX_STEPS, frame_garment_photo
+from tryon.fashion.outfits import MAX_SEED
+from tryon.fashion.transfer import MAX_STEPS, frame_garment_photo
 
 router = APIRouter(prefix="/v1", tags=["garments"])
 

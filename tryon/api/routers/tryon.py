@@ -8,7 +8,7 @@ garment still processing), 422 for a flat (garment-only) outfit that shows no mo
 edit names or instruction words — then records a `tryons` row and queues the job (202).
 
 The job edits and renders the face (tryon.face), composites it onto the model image
-(tryon.pipelines.composite) and stores the result as an image with `face_id` set, so deleting the
+(tryon.composite) and stores the result as an image with `face_id` set, so deleting the
 face deletes it. Its result: {"tryon_id", "image": {"id", "url"}, "notes", "metrics"}.
 """
 
@@ -231,7 +231,7 @@ def tryon_pipeline(env: JobEnv) -> Any:
     """The process's TryOnPipeline, on the face models of the process's FaceService (the projection
     job's: one copy of the face G per process)."""
     from tryon.face.jobs import face_service
-    from tryon.pipelines.tryon import TryOnPipeline
+    from tryon.pipelines import TryOnPipeline
 
     with _services_lock:
         pipe = env.services.get("tryon")
@@ -244,8 +244,8 @@ def tryon_pipeline(env: JobEnv) -> Any:
 
 def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """`tryon.render`: payload {"tryon_id", "model_image_id", "generated"} -> the composite, stored."""
+    from tryon.composite import composite_face
     from tryon.face.latent import FaceLatent
-    from tryon.pipelines.composite import composite_face
 
     env = ctx.env
     tryon_id = str(payload["tryon_id"])

@@ -16,8 +16,8 @@ from tryon.api.errors import error_docs
 from tryon.api.fashion import save_generated_outfit
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import OutfitCreate, VariantPublic, VariantsCreate, VariantsPublic, image_public
-from tryon.pipelines.outfits import FashionPipeline, OutfitSpec
-from tryon.pipelines.variants import garment_variants
+from tryon.fashion.outfits import FashionPipeline, OutfitSpec
+from tryon.fashion.variants import garment_variants
 
 router = APIRouter(prefix="/v1", tags=["variants"])
 

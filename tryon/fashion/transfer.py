@@ -1,6 +1,6 @@
 """Garment transfer: a catalog garment photo -> "this garment, worn by a model".
 
-    from tryon.pipelines import FashionPipeline, garment_transfer
+    from tryon.fashion import FashionPipeline, garment_transfer
     pipe = FashionPipeline.from_checkpoint(None)
     result = garment_transfer(pipe, Image.open("shirt.jpg"), gender="Men", steps=100)
     result.on_model.save("worn.png"); result.metrics   # colour_distance, category_agreement, ...
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tryon.errors import CheckpointError, InputError
-from tryon.pipelines.outfits import FashionPipeline, OutfitSpec, check_seed, check_truncation
+from tryon.fashion.outfits import FashionPipeline, OutfitSpec, check_seed, check_truncation
 from tryon.vision.framing import FLAT_MARGIN, box_frame_transform, estimate_background, foreground_box
 from tryon.vision.warp import warp_image
 

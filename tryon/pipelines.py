@@ -1,7 +1,14 @@
-"""Try-on in one call: a face (photo or latent) + an outfit (image, generated result or spec) + edits
+"""The user-level operations, each one call with checked inputs returning a result dataclass:
+
+- outfits, variants and garment transfer: `FashionPipeline.generate_outfit`, `garment_variants`,
+  `garment_transfer` (from tryon.fashion, re-exported here);
+- a face pasted onto a model image: `composite_face` (tryon.composite);
+- try-on, all of it in one call: `try_on` / `TryOnPipeline` (below).
+
+Try-on in one call: a face (photo or latent) + an outfit (image, generated result or spec) + edits
 -> the face, edited, composited onto the model.
 
-    from tryon.pipelines.tryon import try_on
+    from tryon.pipelines import try_on
     result = try_on(Image.open("selfie.jpg"), {"category": "tops", "colour": "blue", "gender": "Women"},
                     {"age": 10, "smile": 0.5})
     result.image.save("tryon.png")
@@ -31,15 +38,29 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from PIL import Image
 
+from tryon.composite import CompositeResult, composite_face
 from tryon.errors import InputError
-from tryon.pipelines.composite import CompositeResult, composite_face
+from tryon.fashion import FashionPipeline, OutfitResult, OutfitSpec, TransferResult, garment_transfer, garment_variants
 
 if TYPE_CHECKING:
     from tryon.face.latent import FaceLatent
     from tryon.face.models import FaceModels
-    from tryon.pipelines.outfits import FashionPipeline, OutfitResult, OutfitSpec
 
-__all__ = ["LRUCache", "TryOnPipeline", "TryOnResult", "default_pipeline", "try_on"]
+__all__ = [
+    "CompositeResult",
+    "FashionPipeline",
+    "LRUCache",
+    "OutfitResult",
+    "OutfitSpec",
+    "TransferResult",
+    "TryOnPipeline",
+    "TryOnResult",
+    "composite_face",
+    "default_pipeline",
+    "garment_transfer",
+    "garment_variants",
+    "try_on",
+]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -171,7 +192,7 @@ class TryOnPipeline:
     def fashion(self) -> FashionPipeline:
         with self._lock:
             if self._fashion is None:
-                from tryon.pipelines.outfits import FashionPipeline
+                from tryon.fashion.outfits import FashionPipeline
 
                 self._fashion = FashionPipeline.from_checkpoint(None, device=self.device)
             return self._fashion
@@ -238,7 +259,7 @@ class TryOnPipeline:
         dict ({"category", "colour", "gender", "labels", "seed", "truncation"}) is a generated on-model
         outfit (cached by spec). A flat (garment-only) outfit has no model: InputError.
         """
-        from tryon.pipelines.outfits import OutfitResult, OutfitSpec
+        from tryon.fashion.outfits import OutfitResult, OutfitSpec
 
         if isinstance(outfit, str | os.PathLike):
             from tryon.vision.io import load_image

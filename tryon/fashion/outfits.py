@@ -1,6 +1,6 @@
 """Outfits from the conditional fashion generator: labels checked, latents reproducible.
 
-    from tryon.pipelines import FashionPipeline
+    from tryon.fashion import FashionPipeline
     pipe = FashionPipeline.from_checkpoint(None)         # None -> the shipped tryon/assets/fashion
     outs = pipe.generate_outfit(category="tops", colour="blue", gender="Men", view="on_model",
                                 seeds=[0, 1], truncation=0.7)

@@ -1,6 +1,6 @@
 """Garment variants for designers: seeds, truncation sweep, style mixing, interpolation, colour.
 
-    from tryon.pipelines import FashionPipeline, garment_variants
+    from tryon.fashion import FashionPipeline, garment_variants
     pipe = FashionPipeline.from_checkpoint(None)
     base = pipe.spec(category="tops", colour="blue", gender="Men", view="flat", seed=3, truncation=0.7)
     other = pipe.spec(category="tops", colour="red", gender="Men", view="flat", seed=9, truncation=0.7)
@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from tryon.errors import InputError
-from tryon.pipelines.outfits import (
+from tryon.fashion.outfits import (
     LAYER_GROUPS,
     MAX_SEEDS,
     FashionPipeline,
