@@ -49,6 +49,52 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_up)
 
 
+def register_ui(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ui",
+        help="run the storefront UI against an API started elsewhere",
+        description=(
+            "Run the Streamlit storefront pointed at a running API (TRYON_UI_API_URL or --api-url); "
+            "stop it with Ctrl-C. `tryon up` runs the API and the storefront together."
+        ),
+    )
+    parser.add_argument("--host", default=None, help="address to listen on (default TRYON_API_HOST, 127.0.0.1)")
+    parser.add_argument("--ui-port", type=int, default=None, help="storefront port (default TRYON_UI_PORT, 8501)")
+    parser.add_argument("--api-url", default=None, help="the API (default TRYON_UI_API_URL, else http://127.0.0.1:8000)")
+    parser.set_defaults(func=run_ui)
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    from tryon.config import get_settings
+
+    settings = get_settings()
+    host = args.host or settings.api_host
+    ui_port = settings.ui_port if args.ui_port is None else args.ui_port
+    api_url = args.api_url or os.environ.get("TRYON_UI_API_URL") or local_url(settings.api_host, settings.api_port)
+    if not api_url.startswith(("http://", "https://")):
+        raise InputError(f"--api-url must be an http(s) URL, got {api_url!r}")
+    check_port_free(host, ui_port, "--ui-port")
+    env = {**os.environ, "TRYON_UI_API_URL": api_url.rstrip("/"), "PYTHONUNBUFFERED": "1"}
+    ui = subprocess.Popen(streamlit_command(ui_script(), host, ui_port), env=env, stdout=subprocess.DEVNULL)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    ui_url = local_url(host, ui_port)
+    try:
+        wait_until_healthy(f"{ui_url}{UI_HEALTH_PATH}", alive=lambda: ui.poll() is None and not stop.is_set())
+        print(f"tryon storefront: {ui_url}  (API: {api_url})", flush=True)
+        while not stop.wait(0.5):
+            if ui.poll() is not None:
+                raise RuntimeError(f"the storefront stopped unexpectedly (exit code {ui.returncode})")
+    except RuntimeError:
+        if not stop.is_set():
+            raise
+    finally:
+        _stop_process(ui)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
 def ui_script() -> Path:
     """The storefront's entry script (ui/app.py of the installed `ui` package)."""
     spec = importlib.util.find_spec("ui")
