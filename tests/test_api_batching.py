@@ -46,9 +46,7 @@ def test_concurrent_items_share_batches_up_to_the_maximum() -> None:
 def test_a_lone_item_waits_at_most_max_wait() -> None:
     rec = Recorder()
     batcher = DynamicBatcher(rec, max_batch_size=64, max_wait_s=0.01)
-    started = time.perf_counter()
-    assert batcher.submit(3).result(10) == 30
-    assert time.perf_counter() - started < 5  # Not stuck waiting for a batch that never fills.
+    assert batcher.submit(3).result(10) == 30  # Answered: not stuck waiting for a batch that never fills.
     assert rec.batches == [[3]]
     batcher.close()
 
