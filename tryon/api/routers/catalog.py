@@ -9,19 +9,17 @@ Designers add items from their own outfits (e.g. variants) or images.
 
 from __future__ import annotations
 
-import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
-from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, PrincipalDep, RuntimeDep, SessionDep
-from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.errors import error_docs, not_found
 from tryon.api.fashion import ModelUnavailableError, ensure_catalog
-from tryon.api.records import PNG, WEBP, encode_image
-from tryon.api.routers.images import choose_media_type
+from tryon.api.records import PNG, WEBP
+from tryon.api.routers.images import choose_media_type, image_response
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, ImagePublic
 from tryon.db import repositories as repo
@@ -138,21 +136,8 @@ def get_catalog_image(
     if item is None:
         raise not_found("catalog item", item_id)
     image = _item_image(session, item)
-    media_type = choose_media_type(format, accept)
-    try:
-        data = runtime.blobs.get(image.blob_sha256)
-    except FileNotFoundError:
-        raise ApiError(410, f"the image of catalog item {item_id!r} is gone") from None
-    if media_type != image.media_type:
-        with PILImage.open(io.BytesIO(data)) as pil:
-            pil.load()
-            data = encode_image(pil, media_type)
-    etag = f'"{image.blob_sha256[:32]}-{media_type.split("/")[1]}"'
-    return Response(
-        content=data,
-        media_type=media_type,
-        headers={"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept"},
-    )
+    gone = f"the image of catalog item {item_id!r} is gone"
+    return image_response(runtime, image, choose_media_type(format, accept), public=True, gone=gone)
 
 
 @router.post(

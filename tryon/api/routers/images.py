@@ -11,7 +11,9 @@ from PIL import Image as PILImage
 from tryon.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.records import PNG, WEBP, encode_image
+from tryon.api.runtime import Runtime
 from tryon.db import repositories as repo
+from tryon.db.models import Image
 
 router = APIRouter(prefix="/v1", tags=["images"])
 
@@ -64,18 +66,27 @@ def get_image(
     image = repo.get_image(session, image_id=image_id, owner_id=principal.owner_id)
     if image is None:
         raise not_found("image", image_id)
-    media_type = choose_media_type(format, accept)
+    return image_response(
+        runtime, image, choose_media_type(format, accept), public=False, gone=f"the data of image {image_id!r} is gone"
+    )
+
+
+def image_response(runtime: Runtime, image: Image, media_type: str, *, public: bool, gone: str) -> Response:
+    """The stored image in `media_type` (re-encoded when it is stored in another), cacheable forever:
+    blobs are content-addressed. `public`: shared caches may keep it (catalog images); else only
+    the caller's browser. 410 with `gone` when the blob has been deleted."""
     try:
         data = runtime.blobs.get(image.blob_sha256)
     except FileNotFoundError:
-        raise ApiError(410, f"the data of image {image_id!r} is gone (it was deleted)") from None
+        raise ApiError(410, f"{gone} (it was deleted)") from None
     if media_type != image.media_type:
         with PILImage.open(io.BytesIO(data)) as pil:
             pil.load()
             data = encode_image(pil, media_type)
     etag = f'"{image.blob_sha256[:32]}-{media_type.split("/")[1]}"'
+    cache = "public" if public else "private"
     return Response(
         content=data,
         media_type=media_type,
-        headers={"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable", "Vary": "Accept"},
+        headers={"ETag": etag, "Cache-Control": f"{cache}, max-age=31536000, immutable", "Vary": "Accept"},
     )
