@@ -7,17 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from service_helpers import FASHION_SCHEMA
+from service_helpers import FASHION_SCHEMA, TINY_G_KWARGS
 
-G_KWARGS: dict[str, Any] = {
-    "z_dim": 8,
-    "c_dim": 10,
-    "w_dim": 8,
-    "img_resolution": 16,
-    "img_channels": 3,
-    "mapping_kwargs": {"num_layers": 2},
-    "synthesis_kwargs": {"channel_base": 128, "channel_max": 8},
-}
+G_KWARGS = TINY_G_KWARGS
 D_KWARGS: dict[str, Any] = {
     "c_dim": 10,
     "img_resolution": 16,

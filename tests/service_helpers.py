@@ -30,6 +30,18 @@ FASHION_SCHEMA: dict[str, Any] = {
 }
 
 
+# A 16 px conditional generator on FASHION_SCHEMA: fast enough for any test.
+TINY_G_KWARGS: dict[str, Any] = {
+    "z_dim": 8,
+    "c_dim": 10,
+    "w_dim": 8,
+    "img_resolution": 16,
+    "img_channels": 3,
+    "mapping_kwargs": {"num_layers": 2},
+    "synthesis_kwargs": {"channel_base": 128, "channel_max": 8},
+}
+
+
 def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for a test service in `tmp_path` (no .env, no environment leaking in)."""
     values: dict[str, Any] = {
@@ -54,15 +66,7 @@ def save_tiny_fashion_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     from tryon.checkpoint import save_checkpoint
     from tryon.nn import Generator
 
-    kwargs = {
-        "z_dim": 8,
-        "c_dim": 10,
-        "w_dim": 8,
-        "img_resolution": 16,
-        "img_channels": 3,
-        "mapping_kwargs": {"num_layers": 2},
-        "synthesis_kwargs": {"channel_base": 128, "channel_max": 8},
-    }
+    kwargs = TINY_G_KWARGS
     torch.manual_seed(seed)
     G = Generator(**kwargs).eval()  # type: ignore[arg-type]
     with torch.no_grad():
