@@ -1,6 +1,6 @@
 """`tryon face-directions`: fit the face edit directions for a face generator and save them.
 
-    OMP_NUM_THREADS=1 tryon face-directions --out tryon/assets/face_directions      # ~8 min, 1 CPU thread
+    OMP_NUM_THREADS=1 tryon face-directions --out tryon/assets/face_directions --force   # 4-7 min, 1 thread
 
 What it does (see tryon/face/directions.py for the math):
 
@@ -402,7 +402,7 @@ def fit_face_directions(
 
 
 def edits_grid(models: FaceModels, dset: DirectionSet, names: Iterable[str], seeds: Sequence[int] = (0, 1),
-               strengths: Sequence[float] = (-1.0, -0.5, 0.0, 0.5, 1.0)) -> np.ndarray:
+               strengths: Sequence[float] = (-1.5, -0.75, 0.0, 0.75, 1.5)) -> np.ndarray:
     """One row per (direction, seed): the face edited at each strength (in units; age ×10) -> uint8
     grid [rows·res, cols·res, 3]."""
     from tryon.imaging import make_grid, to_uint8
@@ -529,7 +529,7 @@ def model_card(dset: DirectionSet, command: str, generator_training: Mapping[str
         "image's right.",
         "- No StyleCLIP free-text directions: they need CLIP weights, which are not available offline.",
         "",
-        f"`{GRID_FILE}`: rows = (direction, sample), columns = strength −1, −0.5, 0, +0.5, +1 units.",
+        f"`{GRID_FILE}`: rows = (direction, sample), columns = strength −1.5, −0.75, 0, +0.75, +1.5 units (age ×10).",
         "",
     ]
     return "\n".join(lines)

@@ -10,8 +10,9 @@ features, expression, hair style; fine 64²: colours, micro-structure); see
 `compose_faces` is a masked projection (latent composition, after Chai et al. 2021): the target is a
 collage, face A inside a soft region mask (eyes, mouth, nose, hair on the aligned 64² layout) and
 face B outside it; a W+ latent is optimised so that its rendering matches A inside the mask and B
-outside (pixel terms weighted by the mask) and the collage as a whole (the face D's multi-scale
-features and SSIM: the projection loss of `tryon.face.project`). The generator's prior fills the
+outside (pixel terms weighted by the mask, each side averaged over its own area, so a small region
+counts as much as the rest) and the collage as a whole (the face D's multi-scale features and SSIM:
+the projection loss of `tryon.face.project`). The generator's prior fills the
 seam, so the result is one coherent face rather than a paste.
 """
 
@@ -162,6 +163,8 @@ def compose_faces(
         collage = mask * img_a + (1 - mask) * img_b
         collage_feats = models.D.features(collage)
     area = float(mask.mean())
+    inside = (mask.sum() * 3).clamp_min(1.0)
+    outside = ((1 - mask).sum() * 3).clamp_min(1.0)
     start = ws_b.clone()
     fine_from = layer_groups(models.num_ws)["middle"][0]
     start[:, fine_from:] = (1 - area) * ws_b[:, fine_from:] + area * ws_a[:, fine_from:]
@@ -171,7 +174,9 @@ def compose_faces(
         for group in optimizer.param_groups:
             group["lr"] = lr_schedule(step / steps, lr, 0.05, 0.25)
         img = synthesize(models, w_opt, noise_b)
-        pixel = (mask * (img - img_a).square() + (1 - mask) * (img - img_b).square()).mean()
+        # Each side averaged over its own area, so that a small region (eyes) weighs as much as the rest.
+        pixel = ((mask * (img - img_a).square()).sum() / inside
+                 + ((1 - mask) * (img - img_b).square()).sum() / outside)
         loss = (feature_weight * feature_distance(models.D.features(img), collage_feats).mean()
                 + pixel_weight * pixel + ssim_weight * (1 - ssim(img, collage).mean()))
         optimizer.zero_grad(set_to_none=True)
