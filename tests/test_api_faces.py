@@ -15,7 +15,7 @@ from PIL import Image
 from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, huge_png_header, png_bytes, service_settings, shopper
 
 from tryon.api import create_app
-from tryon.jobs.registry import JobContext
+from tryon.api.face import FaceService
 
 MAX_UPLOAD = 200_000
 
@@ -24,6 +24,8 @@ MAX_UPLOAD = 200_000
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = service_settings(tmp_path, max_upload_bytes=MAX_UPLOAD, max_upload_pixels=4_000_000)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        # Uploads queue face.project: keep it short here (tests/test_face_project_api.py checks it).
+        c.app.state.runtime.queue.env.services["face"] = FaceService(steps=0)  # type: ignore[attr-defined]
         yield c
 
 
@@ -99,7 +101,7 @@ def test_face_upload_ownership_and_delete(client: TestClient) -> None:
     r = upload(client, alice, face_jpeg(), name="selfie.jpg", content_type="image/jpeg")
     assert r.status_code == 201, r.text
     face = r.json()
-    assert face["status"] == "uploaded" and face["faces_found"] == 1 and face["note"] is None
+    assert face["status"] == "projecting" and face["faces_found"] == 1 and face["note"] is None
     assert face["aligned"]["width"] == face["aligned"]["height"] == 256
     assert {img["kind"] for img in face["images"]} == {"face_photo", "face_aligned"}
 
@@ -117,9 +119,11 @@ def test_face_upload_ownership_and_delete(client: TestClient) -> None:
     assert client.delete(f"/v1/faces/{face['id']}", headers=bob).status_code == 404
     assert client.get(f"/v1/faces/{face['id']}", headers=alice).json()["id"] == face["id"]
 
+    job = client.get(f"/v1/jobs/{face['projection_job']['id']}?wait=20", headers=alice).json()
+    assert job["status"] == "succeeded", job
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     blob_files = [p for p in runtime.blobs.root.rglob("*") if p.is_file()]
-    assert len(blob_files) == 2
+    assert len(blob_files) == 4  # Photo, aligned crop, latent, reconstruction.
     assert client.delete(f"/v1/faces/{face['id']}", headers=alice).status_code == 204
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []  # Photo and crops gone from disk.
     assert client.get(f"/v1/faces/{face['id']}", headers=alice).status_code == 404
@@ -154,13 +158,6 @@ def test_several_faces_say_which_was_used(client: TestClient) -> None:
 
 
 def test_idempotent_upload_when_projection_is_installed(client: TestClient) -> None:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-
-    def fake_projection(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-        ctx.progress(1.0)
-        return {"face_id": payload["face_id"]}
-
-    runtime.registry.register("face.project", fake_projection)
     h = shopper(client)
     first = upload(client, h, face_jpeg(), name="a.jpg", content_type="image/jpeg", **{"Idempotency-Key": "u1"})
     assert first.status_code == 201 and first.json()["status"] == "projecting"

@@ -31,7 +31,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def client(tmp_path: Path, tiny_checkpoint: Path) -> Iterator[TestClient]:
-    from tryon.face.jobs import SERVICE_NAME, FaceService
+    from tryon.api.face import SERVICE_NAME, FaceService
 
     settings = service_settings(tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:

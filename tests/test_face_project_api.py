@@ -16,9 +16,9 @@ from PIL import Image
 from service_helpers import SHARED_FACE_PHOTOS, service_settings, shopper
 
 from tryon.api import create_app
+from tryon.api.face import JOB_KIND, SERVICE_NAME, FaceService, face_service
 from tryon.db.models import Face
 from tryon.face import FaceLatent
-from tryon.face.jobs import JOB_KIND, SERVICE_NAME, FaceService, face_service
 
 PHOTO = SHARED_FACE_PHOTOS / "obama-480p.jpg"
 

@@ -51,11 +51,11 @@ MODEL_CARD_FILE = "MODEL_CARD.md"
 class EncoderTrainingOptions:
     minutes: float = 15.0               # Wall-clock budget of the training loop (pool and eval not counted).
     max_steps: int | None = None        # Stop after this many latent steps (None = the time budget only).
-    pool_size: int = 1024               # Generated (w, image) pairs, made once.
+    pool_size: int = 512                # Generated (w, image) pairs, made once.
     batch: int = 32                     # Generated pairs per latent step.
     real_batch: int = 8                 # Real faces per image step.
-    image_every: int = 2                # One image step after every N latent steps.
-    lr: float = 1e-3                    # Adam learning rate (cosine decay to 5 % over the budget).
+    image_every: int = 1                # One image step after every N latent steps.
+    lr: float = 2e-3                    # Adam learning rate (cosine decay to 5 % over the budget).
     latent_weight: float = 1.0          # MSE(ws_hat, w) on generated pairs.
     offset_weight: float = 0.1          # L2 of the per-layer offsets (both kinds of batches).
     image_weight: float = 1.0           # Projection loss on real faces.
@@ -229,6 +229,14 @@ def evaluate_encoder(
     return out
 
 
+def _shown_path(path: Path) -> str:
+    """A path as the model card shows it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(FACE_DIR.parents[2]))
+    except ValueError:
+        return str(path)
+
+
 def model_card(result: TrainedEncoder, *, models: FaceModels, data: str, command: str, threads: int) -> str:
     m, t = result.metrics, result.training
     o = t["options"]
@@ -242,7 +250,8 @@ def model_card(result: TrainedEncoder, *, models: FaceModels, data: str, command
         "`tryon.face.encoder.FaceEncoder`: a small strided CNN (64² input) whose coarsest features give a base",
         "w (w_avg + a learned offset) and whose 4² / 8² / 16² features give per-layer offsets for the coarse /",
         "middle / fine layers of W+. `project_face` starts its optimisation from it. It is tied to one face",
-        f"generator: `{models.directory}` G_ema sha256 `{models.generator_sha256[:16]}…` (kimg {gen_kimg});",
+        f"generator: `{_shown_path(models.directory)}` G_ema sha256 `{models.generator_sha256[:16]}…` "
+        f"(kimg {gen_kimg});",
         "`load_face_models` refuses it for any other generator (projection then starts from w_avg).",
         "",
         "## Data",
@@ -259,7 +268,7 @@ def model_card(result: TrainedEncoder, *, models: FaceModels, data: str, command
         f"- {t['steps']} latent steps (batch {o['batch']}: MSE to the true w + {o['offset_weight']} x L2 of the",
         f"  offsets), {t['image_steps']} image steps on real faces (batch {o['real_batch']}: D features + pixel MSE",
         "  + 0.5 (1 - SSIM),"
-        "  the projection's loss, through the frozen G with const noise); Adam, lr "
+        " the projection's loss, through the frozen G with const noise); Adam, lr "
         f"{o['lr']} with cosine decay; seed {o['seed']}.",
         f"- wall time: {t['wall_seconds'] / 60:.1f} min (training loop {t['loop_seconds'] / 60:.1f} min, "
         "reading the zip "
@@ -303,11 +312,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", default="data/faces64.zip", metavar="ZIP", help="aligned real faces (tryon dataset faces)")
     p.add_argument("--minutes", type=float, default=15.0, help="training loop budget, minutes (default 15)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N latent steps")
-    p.add_argument("--pool", type=int, default=1024, help="generated pairs (default 1024)")
+    p.add_argument("--pool", type=int, default=512, help="generated pairs (default 512)")
     p.add_argument("--batch", type=int, default=32, help="generated pairs per latent step")
     p.add_argument("--real-batch", type=int, default=8, help="real faces per image step")
-    p.add_argument("--image-every", type=int, default=2, help="an image step after every N latent steps")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--image-every", type=int, default=1, help="an image step after every N latent steps")
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--max-real", type=int, default=None, help="use at most N training faces")
     p.add_argument("--eval-real", type=int, default=64, help="held-out faces measured at the end")
     p.add_argument("--eval-pairs", type=int, default=256, help="fresh generated pairs measured at the end")
@@ -320,9 +329,9 @@ def register(subparsers: Any) -> None:
 def _command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (recorded in config.json and the model card)."""
     parts = ["tryon", "face-encoder", "--out", str(args.out), "--data", str(args.data), "--minutes", str(args.minutes)]
-    defaults = [("--face", args.face, None), ("--max-steps", args.max_steps, None), ("--pool", args.pool, 1024),
+    defaults = [("--face", args.face, None), ("--max-steps", args.max_steps, None), ("--pool", args.pool, 512),
                 ("--batch", args.batch, 32), ("--real-batch", args.real_batch, 8),
-                ("--image-every", args.image_every, 2), ("--lr", args.lr, 1e-3), ("--max-real", args.max_real, None),
+                ("--image-every", args.image_every, 1), ("--lr", args.lr, 2e-3), ("--max-real", args.max_real, None),
                 ("--eval-real", args.eval_real, 64), ("--eval-pairs", args.eval_pairs, 256), ("--seed", args.seed, 0),
                 ("--threads", args.threads, None)]
     for flag, value, default in defaults:

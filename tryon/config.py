@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     fashion_checkpoint: Path | None = Field(
         None, description="Fashion Generator checkpoint folder; None = tryon/assets/fashion when it exists."
     )
+    face_checkpoint: Path | None = Field(
+        None, description="Face Generator checkpoint folder; None = tryon/assets/face (+ encoder, directions)."
+    )
+    face_project_steps: int = Field(50, ge=0, le=1000, description="Optimisation steps of a face.project job.")
     job_workers: int | None = Field(
         None, ge=0, description="Job threads inside the API process; None = 2 with SQLite, 0 with Redis."
     )

@@ -53,7 +53,7 @@ def build_job_registry() -> JobRegistry:
     registry.register(
         GARMENT_TRANSFER_JOB, garment_transfer_job, max_attempts=2, description="put a garment photo on a model"
     )
-    from tryon.face.jobs import register_face_jobs
+    from tryon.api.face import register_face_jobs
 
     register_face_jobs(registry)
     from tryon.api.routers.tryon import register_tryon_jobs  # Here: the router imports this module.

@@ -60,6 +60,8 @@ def run_project(args: argparse.Namespace) -> int:
         raise InputError(f"no such photo: {photo}")
     if args.steps < 0:
         raise InputError(f"--steps must be >= 0, got {args.steps}")
+    if args.vgg16 is not None and not Path(args.vgg16).is_file():
+        raise InputError(f"no such VGG16 weights file: {args.vgg16}")
     image = load_image(photo)
     faces = align_face(image, 256, which="all")  # Largest first; NoFaceError (an InputError) when none.
     models = load_face_models(args.checkpoint, device=args.device, encoder=args.encoder)

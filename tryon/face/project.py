@@ -327,7 +327,8 @@ def project_face(
     progress: called with (fraction in [0, 1], message) as the work goes on.
     init: "encoder" (W+ from the encoder; w_avg when none is installed) or "w_avg" (NVlabs' recipe in W).
     vgg: a VGG16Features, or a path to torchvision VGG16 weights, to add the VGG-LPIPS-like term.
-    seed: seeds the w perturbation and, without an encoder, nothing else: runs are reproducible.
+    seed: seeds the random parts (the w perturbation of init="w_avg", the PTI factors): a run is
+        reproducible.
     """
     t0 = time.perf_counter()
     options = options or ProjectionOptions()

@@ -30,7 +30,7 @@ LATENT_MEDIA_TYPE = "application/x-npz"
 
 def face_models(runtime: Runtime) -> Any:
     """The process's face models (A1's FaceService in the job environment, loaded once)."""
-    from tryon.face.jobs import face_service
+    from tryon.api.face import face_service
 
     return face_service(runtime.queue.env).models()
 

@@ -230,7 +230,7 @@ def get_tryon(tryon_id: str, principal: ShopperDep, session: SessionDep) -> TryO
 def tryon_pipeline(env: JobEnv) -> Any:
     """The process's TryOnPipeline, on the face models of the process's FaceService (the projection
     job's: one copy of the face G per process)."""
-    from tryon.face.jobs import face_service
+    from tryon.api.face import face_service
     from tryon.pipelines import TryOnPipeline
 
     with _services_lock:

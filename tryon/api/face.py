@@ -59,11 +59,11 @@ class FaceService:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaceService:
-        # Optional settings (TRYON_FACE_CHECKPOINT, TRYON_FACE_PROJECT_STEPS) when config.py has them.
+        # TRYON_FACE_CHECKPOINT, TRYON_FACE_PROJECT_STEPS.
         return cls(
-            checkpoint=getattr(settings, "face_checkpoint", None),
+            checkpoint=settings.face_checkpoint,
             device=settings.torch_device(),
-            steps=int(getattr(settings, "face_project_steps", None) or DEFAULT_STEPS),
+            steps=settings.face_project_steps,
         )
 
     def models(self) -> FaceModels:
@@ -137,7 +137,7 @@ def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
         stored = save_image(session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image,
                             kind=RECONSTRUCTION_KIND, face_id=face_id)
-        pass
+        face.latent_sha256 = blob.sha256
         face.status = "projected"
         dropped = repo.drop_unreferenced_blobs(session, shas=old_shas - {blob.sha256, stored.blob_sha256})
         latent_sha, image_id = blob.sha256, stored.id
