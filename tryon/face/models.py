@@ -122,9 +122,9 @@ def load_face_models(
         enc, note = _load_encoder(enc_dir, sha, device)
     elif encoder not in (None, False):
         raise CheckpointError(f"no face encoder checkpoint in {enc_dir}")
-    else:
+    elif encoder is None:
         note = "no encoder is installed for this face generator"
-    if note:
+    if note:  # Not when the caller asked for none (encoder=False: rendering and edits only).
         log.warning("face encoder not used: %s", note)
 
     net: FeatureNet | None = None
