@@ -192,8 +192,6 @@ class TryOnPipeline:
     def fashion(self) -> FashionPipeline:
         with self._lock:
             if self._fashion is None:
-                from tryon.fashion.outfits import FashionPipeline
-
                 self._fashion = FashionPipeline.from_checkpoint(None, device=self.device)
             return self._fashion
 
@@ -259,8 +257,6 @@ class TryOnPipeline:
         dict ({"category", "colour", "gender", "labels", "seed", "truncation"}) is a generated on-model
         outfit (cached by spec). A flat (garment-only) outfit has no model: InputError.
         """
-        from tryon.fashion.outfits import OutfitResult, OutfitSpec
-
         if isinstance(outfit, str | os.PathLike):
             from tryon.vision.io import load_image
 
