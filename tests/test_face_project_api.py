@@ -13,7 +13,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import SHARED_FACE_PHOTOS, service_settings, shopper
+from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, service_settings, shopper
 
 from tryon.api import create_app
 from tryon.api.face import JOB_KIND, SERVICE_NAME, FaceService, face_service
@@ -84,6 +84,37 @@ def test_upload_is_projected_and_delete_removes_everything(client: TestClient) -
     assert not runtime.blobs.exists(result["latent_sha256"])
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []  # Photo, crops, latent, reconstruction.
     assert client.get(recon["url"], headers=h).status_code == 404
+
+
+class _BrokenFaceService(FaceService):
+    """Fails the way a transient fault does (not a TryonError): the runner retries, then gives up."""
+
+    def __init__(self) -> None:
+        super().__init__(steps=1)
+        self.calls = 0
+
+    def project(self, aligned: Any, progress: Any = None) -> Any:
+        self.calls += 1
+        raise RuntimeError("the accelerator went away")
+
+
+def test_a_face_whose_projection_runs_out_of_tries_reads_failed(client: TestClient) -> None:
+    broken = _BrokenFaceService()
+    client.app.state.runtime.queue.env.services[SERVICE_NAME] = broken  # type: ignore[attr-defined]
+    h = shopper(client)
+    r = client.post("/v1/faces", headers=h, files={"file": ("me.jpg", FACE_PHOTO.read_bytes(), "image/jpeg")})
+    assert r.status_code == 201, r.text
+    face = r.json()
+    job = wait_for_job(client, h, face["projection_job"]["id"])
+    assert job["status"] == "failed" and "accelerator went away" in job["error"], job
+    assert broken.calls == 2 and job["attempts"] == 2  # face.project has two tries.
+
+    face = client.get(f"/v1/faces/{face['id']}", headers=h).json()
+    assert face["status"] == "failed", face  # Not "projecting" forever.
+    assert face["reconstruction"] is None and face["projection_job"]["error"] == job["error"]
+    # A try-on of it is refused with the reason, not queued.
+    r = client.post("/v1/tryon", headers=h, json={"face_id": face["id"], "outfit_id": "o_none"})
+    assert r.status_code == 409 and "status failed" in r.json()["detail"], r.text
 
 
 def test_the_face_service_is_created_once_per_process(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from tryon.errors import InputError, TryonError
+from tryon.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -119,11 +119,7 @@ def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
 
     ctx.progress(0.02, "loading the face models")
     service = face_service(env)
-    try:
-        result = service.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
-    except TryonError:
-        _mark_failed(env, face_id, ctx.owner_id)
-        raise
+    result = service.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
 
     with env.database.sessions.begin() as session:
         face = session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == ctx.owner_id).with_for_update())
@@ -151,15 +147,6 @@ def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         "latent_sha256": latent_sha,
         "metrics": metrics,
     }
-
-
-def _mark_failed(env: JobEnv, face_id: str, owner_id: str) -> None:
-    from tryon.db import repositories as repo
-
-    with env.database.sessions.begin() as session:
-        face = repo.get_face(session, face_id=face_id, owner_id=owner_id)
-        if face is not None:
-            face.status = "failed"
 
 
 def register_face_jobs(registry: JobRegistry) -> None:

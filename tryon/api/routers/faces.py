@@ -24,7 +24,7 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import FacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Face
+from tryon.db.models import Face, Job, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -85,6 +85,14 @@ def decode_upload(data: bytes, *, name: str, runtime: Runtime) -> Any:
     return load_image(data, limits=limits, formats=UPLOAD_FORMATS, name=name)
 
 
+def face_status(face: Face, job: Job | None) -> str:
+    """What a face's owner sees: "projecting" becomes "failed" once its projection job failed, however it
+    failed (bad input, out of tries, its worker gone); the job is the truth."""
+    if face.status == "projecting" and job is not None and job.status == JobStatus.FAILED.value:
+        return "failed"
+    return face.status
+
+
 def _face_public(session: Session, face: Face) -> FacePublic:
     images = repo.face_images(session, face_id=face.id)
     by_kind = {img.kind: img for img in images}
@@ -99,7 +107,7 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
     return FacePublic(
         id=face.id,
-        status=face.status,
+        status=face_status(face, job),
         photo=image_public(by_kind["face_photo"]) if "face_photo" in by_kind else None,
         aligned=image_public(by_kind["face_aligned"]) if "face_aligned" in by_kind else None,
         images=[image_public(img) for img in images],

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.records import save_image
+from tryon.api.routers.faces import face_status
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, Image, TryOn
@@ -185,9 +186,10 @@ def create_tryon(
     if face is None:
         raise not_found("face", body.face_id)
     if face.latent_sha256 is None:
-        raise ApiError(
-            409, f"the face {face.id} is not projected yet (status {face.status}); wait for its projection job"
-        )
+        job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
+        state = face_status(face, job)
+        wait = "upload the photo again" if state == "failed" else "wait for its projection job"
+        raise ApiError(409, f"the face {face.id} is not projected (status {state}); {wait}")
     image, source = _resolve_model_image(session, principal.owner_id, body)
     _check_edits(strengths, instruction)
 
