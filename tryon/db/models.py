@@ -260,7 +260,7 @@ class Face(Base):
 
     id: Mapped[str] = _id()
     owner_id: Mapped[str] = _owner_fk()
-    status: Mapped[str] = mapped_column(String(16))  # "uploaded", "projecting", "projected" (the API adds "failed" from the projection job).
+    status: Mapped[str] = mapped_column(String(16))  # "uploaded", "projecting", "projected"; the API adds "failed".
     alignment: Mapped[dict[str, Any] | None]         # What the aligner reports (landmarks, box...).
     latent_sha256: Mapped[str | None] = mapped_column(String(SHA256_LENGTH), ForeignKey("blobs.sha256"))
     projection_job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("jobs.id", ondelete="SET NULL"))
