@@ -102,6 +102,46 @@ def test_edit_a_projected_face(client: TestClient) -> None:
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []
 
 
+def test_mix_layer_groups_of_another_face(client: TestClient) -> None:
+    from tryon.db.models import Edit, Face
+    from tryon.face.latent import FaceLatent
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    h = shopper(client)
+    a, b = projected_face(client, h), projected_face(client, h)
+
+    def latent_of(model: type, row_id: str) -> FaceLatent:
+        with runtime.database.sessions() as session:
+            sha = session.get(model, row_id).latent_sha256
+        return FaceLatent.from_bytes(runtime.blobs.get(sha))
+
+    la, lb = latent_of(Face, a["id"]), latent_of(Face, b["id"])
+    r = client.post(f"/v1/faces/{a['id']}/edits", headers=h, json={"mix": {"face_id": b["id"], "groups": ["fine"]}})
+    assert r.status_code == 201, r.text
+    edit = r.json()
+    assert edit["mix"] == {"face_id": b["id"], "groups": ["fine"]} and edit["strengths"] == {}
+    mixed = latent_of(Edit, edit["id"])
+    from tryon.face.directions import layer_groups
+
+    start = layer_groups(la.num_ws)["fine"][0]
+    assert (mixed.ws[start:] == lb.ws[start:]).all() and (mixed.ws[:start] == la.ws[:start]).all()
+
+    # Mixing and an edit in one request: the edit moves the mixed latent.
+    r = client.post(f"/v1/faces/{a['id']}/edits", headers=h,
+                    json={"mix": {"face_id": b["id"], "groups": ["coarse", "middle", "fine"]}, "strengths": {"age": 5}})
+    assert r.status_code == 201, r.text
+    both = latent_of(Edit, r.json()["id"])
+    assert not (both.ws == lb.ws).all() and r.json()["strengths"] == {"age": 5.0}
+
+    # Someone else's face is not found; an unknown group is a 400.
+    other = projected_face(client, shopper(client))
+    r = client.post(f"/v1/faces/{a['id']}/edits", headers=h, json={"mix": {"face_id": other["id"]}})
+    assert r.status_code == 404, r.text
+    r = client.post(f"/v1/faces/{a['id']}/edits", headers=h, json={"mix": {"face_id": b["id"], "groups": ["hair"]}})
+    assert r.status_code == 400 and "mix.groups" in r.json()["detail"], r.text
+    assert len(client.get(f"/v1/faces/{a['id']}/edits", headers=h).json()) == 2
+
+
 @pytest.mark.parametrize(
     ("body", "phrase"),
     [

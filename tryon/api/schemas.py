@@ -356,9 +356,24 @@ class EditDirectionsPublic(BaseModel):
     layer_groups: dict[str, list[int]] = Field(description="ws index ranges [start, stop) of each layer group.")
 
 
+class FaceMix(BaseModel):
+    """Style mixing: take whole layer groups of another of your projected faces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_id: str = Field(max_length=64, description="Another of your faces, projected.")
+    groups: list[Literal["coarse", "middle", "fine"]] = Field(
+        default=["fine"],
+        min_length=1,
+        max_length=3,
+        description="coarse: pose and face shape; middle: features, expression, hair style; fine: colours.",
+    )
+
+
 class EditCreate(BaseModel):
-    """Edits of a projected face: strengths by direction name and/or an instruction in plain words
-    (explicit strengths win over the instruction's for the same name)."""
+    """Edits of a projected face: style mixing with another face, then strengths by direction name
+    and/or an instruction in plain words (explicit strengths win over the instruction's for the same
+    name)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -369,6 +384,7 @@ class EditCreate(BaseModel):
     strengths: dict[str, float] = Field(default_factory=dict, max_length=32, examples=[{"age": 10, "smile": 0.5}])
     instruction: str | None = Field(None, max_length=500, examples=["older, smiling, no glasses"])
     keep: list[str] = Field(default_factory=list, max_length=16, description="Attributes to keep fixed (e.g. gender).")
+    mix: FaceMix | None = Field(None, examples=[{"face_id": "f_…", "groups": ["fine"]}])
 
 
 class EditPublic(BaseModel):
@@ -377,5 +393,6 @@ class EditPublic(BaseModel):
     strengths: dict[str, float] = Field(description="The strengths applied (instruction merged).")
     instruction: str | None = None
     keep: list[str] = Field(default_factory=list)
+    mix: FaceMix | None = Field(None, description="The face and layer groups mixed in first, if any.")
     image: ImagePublic | None = Field(description="The edited face (null once the image was deleted).")
     created_at: dt.datetime

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.records import save_image
+from tryon.api.routers.faces import face_status
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import EditCreate, EditDirectionPublic, EditDirectionsPublic, EditPublic, image_public
 from tryon.db import repositories as repo
@@ -71,6 +72,7 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
         strengths=dict(params.get("strengths") or {}),
         instruction=params.get("instruction"),
         keep=list(params.get("keep") or []),
+        mix=params.get("mix"),
         image=image_public(image) if image is not None else None,
         created_at=edit.created_at,
     )
@@ -83,6 +85,19 @@ def _owned_face(session: Session, face_id: str, owner_id: str) -> Face:
     return face
 
 
+def _projected_latent_sha(session: Session, face_id: str, owner_id: str) -> str:
+    """The latent blob of one of the owner's faces: 404 when not theirs, 409 until it is projected."""
+    face = _owned_face(session, face_id, owner_id)
+    if face.latent_sha256 is None:
+        job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
+        state = face_status(face, job)
+        if state == "failed":
+            raise ApiError(409, f"face {face_id!r} could not be projected (status 'failed'): upload the photo again")
+        raise ApiError(409, f"face {face_id!r} is not projected yet (status {state!r}): wait for its projection "
+                            "job (GET /v1/jobs/{id} of the face's projection_job) to succeed")
+    return face.latent_sha256
+
+
 @router.post(
     "/faces/{face_id}/edits",
     status_code=status.HTTP_201_CREATED,
@@ -92,29 +107,29 @@ def _owned_face(session: Session, face_id: str, owner_id: str) -> Face:
 def create_edit(
     face_id: str, body: EditCreate, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep
 ) -> EditPublic:
-    """Edit one of the caller's projected faces (409 until its projection job has finished)."""
+    """Edit one of the caller's projected faces (409 until its projection job has finished): mix in
+    layer groups of another of their projected faces (`mix`), then move it along named directions."""
     from tryon.face.edits import edit_latent
     from tryon.face.latent import FaceLatent
+    from tryon.face.mixing import mix_styles
     from tryon.face.models import render_face
 
-    face = _owned_face(session, face_id, principal.owner_id)
-    if face.latent_sha256 is None:
-        raise ApiError(
-            409,
-            f"face {face_id!r} is not projected yet (status {face.status!r}): wait for its projection job "
-            "(GET /v1/jobs/{id} of the face's projection_job) to succeed",
-        )
-    latent_sha = face.latent_sha256
+    latent_sha = _projected_latent_sha(session, face_id, principal.owner_id)
+    other_sha = _projected_latent_sha(session, body.mix.face_id, principal.owner_id) if body.mix else None
     session.rollback()                  # No transaction stays open while the face renders.
-    if not body.strengths and not (body.instruction and body.instruction.strip()):
-        raise ApiError(400, "nothing to edit: give strengths (e.g. {\"age\": 10}) or an instruction")
+    if not body.strengths and not (body.instruction and body.instruction.strip()) and body.mix is None:
+        raise ApiError(400, "nothing to edit: give strengths (e.g. {\"age\": 10}), an instruction or a mix")
 
     models = face_models(runtime)
     latent = FaceLatent.from_bytes(runtime.blobs.get(latent_sha), name="the face's latent")
+    params: dict[str, Any] = {"instruction": body.instruction, "keep": body.keep}
+    if body.mix is not None and other_sha is not None:
+        other = FaceLatent.from_bytes(runtime.blobs.get(other_sha), name="the mixed face's latent")
+        latent = mix_styles(latent, other, groups=body.mix.groups)
+        params["mix"] = body.mix.model_dump(mode="json")
     edited = edit_latent(models, latent, body.strengths, body.instruction, keep=body.keep)
     image = render_face(models, edited)
-    record = edited.meta["edits"][-1]
-    params: dict[str, Any] = {"strengths": record["strengths"], "instruction": body.instruction, "keep": body.keep}
+    params["strengths"] = edited.meta["edits"][-1]["strengths"]
 
     face = _owned_face(session, face_id, principal.owner_id)  # Still there?
     blob = repo.store_blob(session, blobs=runtime.blobs, data=edited.to_bytes(), media_type=LATENT_MEDIA_TYPE)
