@@ -140,6 +140,60 @@ def test_mix_layer_groups_of_another_face(client: TestClient) -> None:
     r = client.post(f"/v1/faces/{a['id']}/edits", headers=h, json={"mix": {"face_id": b["id"], "groups": ["hair"]}})
     assert r.status_code == 400 and "mix.groups" in r.json()["detail"], r.text
     assert len(client.get(f"/v1/faces/{a['id']}/edits", headers=h).json()) == 2
+    # Both edits hold part of face b: deleting b deletes them.
+    assert client.delete(f"/v1/faces/{b['id']}", headers=h).status_code == 204
+    assert client.get(f"/v1/faces/{a['id']}/edits", headers=h).json() == []
+
+
+def test_compose_a_region_of_another_face_and_delete_the_donor(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    h = shopper(client)
+    a, b = projected_face(client, h), projected_face(client, h)
+    body = {"face_id": b["id"], "region": "eyes", "steps": 3}
+    r = client.post(f"/v1/faces/{a['id']}/compositions", headers={**h, "Idempotency-Key": "k1"}, json=body)
+    assert r.status_code == 202, r.text
+    edit = r.json()
+    assert edit["compose"] == body and edit["job"]["kind"] == "face.compose" and edit["status"] in ("queued", "running")
+    again = client.post(f"/v1/faces/{a['id']}/compositions", headers={**h, "Idempotency-Key": "k1"}, json=body)
+    assert again.status_code == 200 and again.json()["id"] == edit["id"]
+
+    job = client.get(f"/v1/jobs/{edit['job']['id']}?wait=30", headers=h).json()
+    assert job["status"] == "succeeded", job
+    (listed,) = client.get(f"/v1/faces/{a['id']}/edits", headers=h).json()
+    assert listed["id"] == edit["id"] and listed["status"] == "succeeded"
+    assert set(listed["metrics"]) >= {"psnr_inside", "psnr_outside"} and listed["image"]["kind"] == "face_edit"
+    assert client.get(listed["image"]["url"], headers=h).status_code == 200
+
+    # The composition holds part of face b: deleting b deletes it (image and latent) from a's edits.
+    from tryon.db.models import Edit, Image
+
+    with runtime.database.sessions() as session:
+        shas = {session.get(Edit, edit["id"]).latent_sha256, session.get(Image, listed["image"]["id"]).blob_sha256}
+    assert all(runtime.blobs.exists(sha) for sha in shas)
+    assert client.delete(f"/v1/faces/{b['id']}", headers=h).status_code == 204
+    assert client.get(f"/v1/faces/{a['id']}/edits", headers=h).json() == []
+    assert client.get(listed["image"]["url"], headers=h).status_code == 404
+    assert not any(runtime.blobs.exists(sha) for sha in shas)
+    assert client.delete(f"/v1/faces/{a['id']}", headers=h).status_code == 204
+    assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "phrase"),
+    [
+        ({"region": "eyes"}, 400, "another face"),           # The face itself.
+        ({"region": "ears"}, 400, "region"),
+        ({"region": "eyes", "steps": 0}, 400, "steps"),
+        ({"region": "eyes", "face_id": "f_nobody"}, 404, "f_nobody"),
+    ],
+    ids=["itself", "unknown-region", "no-steps", "unknown-face"],
+)
+def test_bad_compositions(client: TestClient, body: dict[str, Any], status: int, phrase: str) -> None:
+    h = shopper(client)
+    face = projected_face(client, h)
+    r = client.post(f"/v1/faces/{face['id']}/compositions", headers=h, json={"face_id": face["id"], **body})
+    assert r.status_code == status and phrase in r.json()["detail"], r.text
+    assert client.get(f"/v1/faces/{face['id']}/edits", headers=h).json() == []
 
 
 @pytest.mark.parametrize(

@@ -387,12 +387,33 @@ class EditCreate(BaseModel):
     mix: FaceMix | None = Field(None, examples=[{"face_id": "f_…", "groups": ["fine"]}])
 
 
+class CompositionCreate(BaseModel):
+    """A region of another of your projected faces, composed into this one by masked projection."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"face_id": "f_…", "region": "eyes", "steps": 100}]}
+    )
+
+    face_id: str = Field(max_length=64, description="The face the region comes from (yours, projected).")
+    region: Literal["eyes", "mouth", "nose", "hair"]
+    steps: int = Field(100, ge=1, le=500, description="Optimisation steps (about 0.1 s each on one CPU core).")
+
+
 class EditPublic(BaseModel):
+    """An edit of a face. Edits by strengths, instruction or mix are made at once; a composition is made
+    by a `face.compose` job: poll the edit (`GET /v1/faces/{id}/edits`) or the job until `status` is
+    succeeded or failed."""
+
     id: str
     face_id: str
-    strengths: dict[str, float] = Field(description="The strengths applied (instruction merged).")
+    status: Literal["queued", "running", "succeeded", "failed"] = "succeeded"
+    strengths: dict[str, float] = Field(default_factory=dict, description="The strengths applied (instruction merged).")
     instruction: str | None = None
     keep: list[str] = Field(default_factory=list)
     mix: FaceMix | None = Field(None, description="The face and layer groups mixed in first, if any.")
-    image: ImagePublic | None = Field(description="The edited face (null once the image was deleted).")
+    compose: CompositionCreate | None = Field(None, description="The region composed in, for a composition.")
+    image: ImagePublic | None = Field(description="The edited face (null until made, or once deleted).")
+    metrics: dict[str, float] | None = Field(None, description="A composition's PSNR inside / outside the region.")
+    error: str | None = None
+    job: JobPublic | None = None
     created_at: dt.datetime

@@ -279,6 +279,8 @@ class Edit(Base):
     image_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("images.id", ondelete="SET NULL"))
     latent_sha256: Mapped[str | None] = mapped_column(String(SHA256_LENGTH), ForeignKey("blobs.sha256"))
     created_at: Mapped[dt.datetime] = _created()
+    # Since 0003: the job that makes it (a region composition); image and latent are set when it succeeds.
+    job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("jobs.id", ondelete="SET NULL"))
 
 
 class Outfit(Base):

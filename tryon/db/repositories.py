@@ -278,12 +278,28 @@ def delete_face(session: Session, *, face_id: str, owner_id: str) -> list[str] |
     shas.update(s for s in session.scalars(select(Edit.latent_sha256).where(Edit.face_id == face_id)) if s)
     if face.latent_sha256:
         shas.add(face.latent_sha256)
+    # Edits of the owner's other faces that took something from this one (a mix, a composed region).
+    borrowed = [e for e in session.scalars(select(Edit).where(Edit.owner_id == owner_id, Edit.face_id != face_id))
+                if face_id in edit_sources(e.params)]
+    borrowed_images = [e.image_id for e in borrowed if e.image_id]
+    shas.update(session.scalars(select(Image.blob_sha256).where(Image.id.in_(borrowed_images))))
+    shas.update(e.latent_sha256 for e in borrowed if e.latent_sha256)
     # Children first, explicitly (the ON DELETE CASCADE of the schema is the safety net).
     session.execute(delete(TryOn).where(TryOn.face_id == face_id))
-    session.execute(delete(Edit).where(Edit.face_id == face_id))
-    session.execute(delete(Image).where(Image.face_id == face_id))
+    session.execute(delete(Edit).where(or_(Edit.face_id == face_id, Edit.id.in_([e.id for e in borrowed]))))
+    session.execute(delete(Image).where(or_(Image.face_id == face_id, Image.id.in_(borrowed_images))))
     session.delete(face)
     return drop_unreferenced_blobs(session, shas=shas)
+
+
+def edit_sources(params: dict[str, Any] | None) -> set[str]:
+    """The other faces an edit took from: `params["mix"]["face_id"]`, `params["compose"]["face_id"]`."""
+    found = set()
+    for key in ("mix", "compose"):
+        part = (params or {}).get(key)
+        if isinstance(part, dict) and isinstance(part.get("face_id"), str):
+            found.add(part["face_id"])
+    return found
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -777,8 +793,10 @@ def create_edit(
     params: dict[str, Any],
     image_id: str | None,
     latent_sha256: str | None,
+    job_id: str | None = None,
 ) -> Edit:
-    """Record an edit of a face: its parameters (strengths, instruction, keep), rendered image, latent."""
+    """Record an edit of a face: its parameters (strengths, instruction, keep, mix, compose), rendered
+    image and latent (None until its job, if any, succeeds)."""
     edit = Edit(
         id=new_id(),
         owner_id=owner_id,
@@ -786,11 +804,16 @@ def create_edit(
         params=params,
         image_id=image_id,
         latent_sha256=latent_sha256,
+        job_id=job_id,
         created_at=utcnow(),
     )
     session.add(edit)
     session.flush()
     return edit
+
+
+def get_edit(session: Session, *, edit_id: str, owner_id: str) -> Edit | None:
+    return session.scalar(select(Edit).where(Edit.id == edit_id, Edit.owner_id == owner_id))
 
 
 def list_edits(session: Session, *, face_id: str, owner_id: str) -> Sequence[Edit]:

@@ -1,32 +1,44 @@
-"""Face edits: GET /v1/edits/directions, POST and GET /v1/faces/{id}/edits.
+"""Face edits: GET /v1/edits/directions, POST and GET /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions.
 
 An edit moves the face's projected latent (faces.latent_sha256, written by the `face.project` job)
-along fitted directions (tryon.face.edits) and renders it. The rendering is stored as an image of
+along fitted directions (tryon.face.edits), optionally after mixing in layer groups of another of the
+owner's faces (tryon.face.mixing.mix_styles), and renders it. The rendering is stored as an image of
 kind "face_edit" carrying the face's id, and the edited latent as a blob, both referenced by an
-`edits` row: deleting the face deletes them. Rendering takes tens of milliseconds on a CPU, so
-edits answer directly (201), without a job.
+`edits` row: deleting the face deletes them, and so does deleting the face mixed in. Rendering takes
+tens of milliseconds on a CPU, so edits answer directly (201), without a job.
+
+A composition (a region of another face composed in by masked projection, ~10 s) is an edit made by
+a `face.compose` job (tryon.api.face): 202, then the edit's image and latent when the job succeeds.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Header, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
 from tryon.api.records import save_image
 from tryon.api.routers.faces import face_status
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import EditCreate, EditDirectionPublic, EditDirectionsPublic, EditPublic, image_public
+from tryon.api.schemas import (
+    CompositionCreate,
+    EditCreate,
+    EditDirectionPublic,
+    EditDirectionsPublic,
+    EditPublic,
+    image_public,
+    job_public,
+)
 from tryon.db import repositories as repo
 from tryon.db.models import Edit, Face
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
-EDIT_IMAGE_KIND = "face_edit"
-LATENT_MEDIA_TYPE = "application/x-npz"
 
 
 def face_models(runtime: Runtime) -> Any:
@@ -65,14 +77,24 @@ def get_directions(runtime: RuntimeDep) -> EditDirectionsPublic:
 
 def _edit_public(session: Session, edit: Edit) -> EditPublic:
     image = repo.get_image(session, image_id=edit.image_id, owner_id=edit.owner_id) if edit.image_id else None
+    job = repo.get_job(session, job_id=edit.job_id) if edit.job_id else None
     params = edit.params or {}
+    if edit.latent_sha256 is not None or edit.job_id is None:
+        state = "succeeded"
+    else:
+        state = job.status if job is not None else "failed"
     return EditPublic(
         id=edit.id,
         face_id=edit.face_id,
+        status=state,
         strengths=dict(params.get("strengths") or {}),
         instruction=params.get("instruction"),
         keep=list(params.get("keep") or []),
         mix=params.get("mix"),
+        compose=params.get("compose"),
+        metrics=params.get("metrics"),
+        error=job.error if job is not None and state == "failed" else None,
+        job=job_public(job) if job is not None else None,
         image=image_public(image) if image is not None else None,
         created_at=edit.created_at,
     )
@@ -137,6 +159,54 @@ def create_edit(
                         kind=EDIT_IMAGE_KIND, face_id=face.id)
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face.id, params=params,
                             image_id=stored.id, latent_sha256=blob.sha256)
+    session.commit()
+    return _edit_public(session, edit)
+
+
+@router.post(
+    "/faces/{face_id}/compositions",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EditPublic,
+    responses={
+        200: {"model": EditPublic, "description": "Same Idempotency-Key: the first request's edit"},
+        **error_docs(400, 401, 403, 404, 409, 503),
+    },
+)
+def create_composition(
+    face_id: str,
+    body: CompositionCreate,
+    principal: ShopperDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> EditPublic | JSONResponse:
+    """Compose a region (eyes, mouth, nose, hair) of another of your projected faces into this one.
+
+    Answers 202 with an edit and its `face.compose` job (about 10 s for 100 steps); the edit's image
+    and latent appear when the job succeeds. Deleting either face deletes the composition.
+    """
+    if COMPOSE_JOB_KIND not in runtime.registry:
+        raise ApiError(503, "face composition is not available in this service")
+    request = {"face_id": face_id, **body.model_dump(mode="json")}
+    if idempotency_key:
+        earlier = repo.find_job_by_idempotency_key(session, owner_id=principal.owner_id, key=idempotency_key)
+        if earlier is not None:
+            repo.check_same_request(earlier, kind=COMPOSE_JOB_KIND, request=request)
+            edit = repo.get_edit(session, edit_id=str(earlier.payload.get("edit_id")), owner_id=principal.owner_id)
+            if edit is None:
+                raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to an edit that was deleted")
+            return JSONResponse(_edit_public(session, edit).model_dump(mode="json"), status_code=200)
+    if body.face_id == face_id:
+        raise ApiError(400, "a composition takes a region of another face: face_id names the face itself")
+    _projected_latent_sha(session, face_id, principal.owner_id)
+    _projected_latent_sha(session, body.face_id, principal.owner_id)
+    edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face_id,
+                            params={"compose": body.model_dump(mode="json")}, image_id=None, latent_sha256=None)
+    session.commit()
+    job, _ = runtime.queue.submit(owner_id=principal.owner_id, kind=COMPOSE_JOB_KIND, payload={"edit_id": edit.id},
+                                  idempotency_key=idempotency_key, identity=request)
+    edit.job_id = job.id
+    session.add(edit)
     session.commit()
     return _edit_public(session, edit)
 
