@@ -31,6 +31,7 @@ from tryon.checkpoint import (
     CONFIG_FILE,
     LabelSchema,
     convert_nvlabs_pickle,
+    export_checkpoint,
     load_checkpoint,
     read_checkpoint_config,
     read_nvlabs_pickle,
@@ -603,3 +604,40 @@ def test_unpickler_refuses_persistent_ids_bad_tensors_and_nested_payloads(tmp_pa
     (tmp_path / "junk.pkl").write_bytes(b"\x80\x03not a pickle")
     with pytest.raises(CheckpointError, match="not a readable NVlabs network pickle"):
         read_nvlabs_pickle(tmp_path / "junk.pkl")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Export of a training snapshot (`tryon export`).
+
+
+def test_export_keeps_the_named_networks_the_grid_and_the_model_card(saved: Path, tmp_path: Path) -> None:
+    (saved / "samples.png").write_bytes(b"grid")
+    out = tmp_path / "assets" / "face"
+    assert export_checkpoint(saved, out, names=["G_ema", "D"]) == out
+    assert sorted(p.name for p in out.iterdir()) == sorted(["D.safetensors", CONFIG_FILE, "G_ema.safetensors",
+                                                             "sample_grid.png"])
+    doc, src = read_checkpoint_config(out), read_checkpoint_config(saved)
+    assert list(doc["networks"]) == ["G_ema", "D"] and doc["training"] == {"kimg": 12, "fid": 41.5}
+    assert doc["networks"]["G_ema"] == src["networks"]["G_ema"] and doc["label_schema"] == src["label_schema"]
+    assert (out / "G_ema.safetensors").read_bytes() == (saved / "G_ema.safetensors").read_bytes()
+    load_checkpoint(out, names=None)
+
+    # Exporting again replaces the networks (with --force only) and keeps the card written meanwhile.
+    (out / "MODEL_CARD.md").write_text("# card\n")
+    with pytest.raises(CheckpointError, match="already exists"):
+        export_checkpoint(saved, out, names=["G_ema"])
+    export_checkpoint(saved, out, names=["G_ema"], overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG_FILE, "G_ema.safetensors", "MODEL_CARD.md",
+                                                             "sample_grid.png"])
+    assert (out / "MODEL_CARD.md").read_text() == "# card\n"
+    with pytest.raises(CheckpointError, match="has no network 'E'"):
+        export_checkpoint(saved, tmp_path / "other", names=["E"])
+    assert not (tmp_path / "other").exists()
+
+
+def test_export_command(saved: Path, tmp_path: Path) -> None:
+    result = _run_cli("export", str(saved), str(tmp_path / "out"), "--networks", "G_ema", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "G_ema" in result.stdout and "kimg 12" in result.stdout
+    result = _run_cli("export", str(saved), str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode != 0 and "already exists" in result.stderr and "Traceback" not in result.stderr

@@ -728,3 +728,43 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Export.
+
+SAMPLE_GRID_FILE = "sample_grid.png"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+
+
+def export_checkpoint(
+    snapshot: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    names: Iterable[str] = ("G_ema", "D"),
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Copy networks `names` of a checkpoint (a training snapshot) into a new checkpoint folder, atomically,
+    with the snapshot's label schema and training metadata, its sample grid (samples.png) as
+    sample_grid.png, and the model card of the folder being replaced. The weight files are copied byte
+    for byte after `load_checkpoint` has checked that each one loads strictly.
+    """
+    snapshot, directory = Path(snapshot), Path(directory)
+    names = list(names)
+    if not names:
+        raise InputError("name at least one network to export")
+    ckpt = load_checkpoint(snapshot, names=names)
+    doc = dict(ckpt.config)
+    doc["networks"] = {name: doc["networks"][name] for name in names}
+    files = {entry["file"]: (snapshot / entry["file"]).read_bytes() for entry in doc["networks"].values()}
+    for entry in doc["networks"].values():
+        if hashlib.sha256(files[entry["file"]]).hexdigest() != entry["sha256"]:
+            raise CheckpointError(f"{snapshot / entry['file']} changed while it was being exported")
+    files[CONFIG_FILE] = (json.dumps(doc, indent=2) + "\n").encode()
+    extras = [(snapshot / "samples.png", SAMPLE_GRID_FILE), (snapshot / SAMPLE_GRID_FILE, SAMPLE_GRID_FILE),
+              (directory / MODEL_CARD_FILE, MODEL_CARD_FILE)]
+    for source, target in extras:
+        if source.is_file() and target not in files:
+            files[target] = source.read_bytes()
+    _write_folder_atomically(directory, files, overwrite=overwrite)
+    return directory

@@ -53,3 +53,33 @@ def _read_json(path: str) -> Any:
         raise InputError(f"no such file: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def register_export(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="copy the serving networks of a training snapshot into a checkpoint folder (e.g. tryon/assets/face)",
+        description=(
+            "Copy networks of a `tryon train` snapshot (network-snapshot-*) into a checkpoint folder to "
+            "serve or ship: by default G_ema (what the services render with) and D (whose features the "
+            "projections use), with the label schema and training metadata, the snapshot's sample grid "
+            "as sample_grid.png, and the MODEL_CARD.md of the folder it replaces (update it)."
+        ),
+    )
+    parser.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot folder of a training run")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="checkpoint folder to create or (--force) replace")
+    parser.add_argument("--networks", default="G_ema,D", help="comma-separated networks to keep (G_ema,D)")
+    parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it is an existing checkpoint")
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tryon.checkpoint import export_checkpoint
+
+    names = [n.strip() for n in args.networks.split(",") if n.strip()]
+    out = export_checkpoint(args.snapshot, args.out_dir, names=names, overwrite=args.force)
+    doc = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    kimg = (doc.get("training") or {}).get("kimg")
+    size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".safetensors") / 2**20
+    print(f"wrote {out}: {', '.join(doc['networks'])} ({size:.1f} MiB), kimg {kimg}")
+    return 0
