@@ -78,3 +78,25 @@ def test_bad_arrays_are_refused() -> None:
         detectors.detect_faces(np.zeros((10, 10, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="model"):
         detectors.detect_faces(np.zeros((10, 10, 3), dtype=np.uint8), model="huge")
+
+
+def test_mediapipe_set_up_noise_is_filtered_and_other_stderr_kept() -> None:
+    code = (
+        "import os, sys\n"
+        "from tryon.vision import detectors\n"
+        "from tryon.vision.io import load_image\n"
+        f"img = load_image({str(ON_MODEL)!r})\n"
+        "detectors.detect_pose(img); detectors.detect_faces(img); detectors.detect_face_mesh(img)\n"
+        "with detectors.filtered_native_stderr():\n"
+        "    os.write(2, b'W0000 00:00:1.0 1 x.cc:1] Feedback manager requires a model with a single signature\\n')\n"
+        "    os.write(2, b'a real native error\\n')\n"
+        "    print('a python warning', file=sys.stderr)\n"
+        "print('done')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout == "done\n"
+    lines = result.stderr.splitlines()
+    assert "a real native error" in lines and "a python warning" in lines
+    noise = [line for line in lines if "XNNPACK" in line or "W0000" in line or "absl::InitializeLog" in line]
+    assert noise == [], result.stderr

@@ -13,11 +13,15 @@ deterministic: the same pixels give the same numbers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import os
+import re
+import sys
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +141,7 @@ class Hand:
 # The per-process detector cache.
 
 _lock = threading.Lock()
-_detectors: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
+_detectors: dict[tuple[Any, ...], list[Any]] = {}
 _owner_pid: int | None = None
 
 
@@ -160,7 +164,8 @@ def _bundled_model(relative: str) -> Path:
     return path
 
 
-def _get(key: tuple[Any, ...], build: Callable[[], Any]) -> tuple[Any, threading.Lock]:
+def _get(key: tuple[Any, ...], build: Callable[[], Any]) -> list[Any]:
+    """[solution, lock, used] of `key`, built on first use (native log noise filtered)."""
     global _owner_pid
     with _lock:
         if _owner_pid != os.getpid():  # A forked child must not use the parent's graphs.
@@ -168,9 +173,55 @@ def _get(key: tuple[Any, ...], build: Callable[[], Any]) -> tuple[Any, threading
             _owner_pid = os.getpid()
         entry = _detectors.get(key)
         if entry is None:
-            entry = (build(), threading.Lock())
+            with filtered_native_stderr():
+                entry = [build(), threading.Lock(), False]
             _detectors[key] = entry
         return entry
+
+
+def _process(key: tuple[Any, ...], build: Callable[[], Any], image: np.ndarray) -> Any:
+    """Run the detector of `key` on `image`; its first run (where mediapipe logs its set-up) is
+    filtered like its construction."""
+    entry = _get(key, build)
+    solution, lock = entry[0], entry[1]
+    with lock:
+        if entry[2]:
+            return solution.process(image)
+        with filtered_native_stderr():
+            result = solution.process(image)
+        entry[2] = True
+        return result
+
+
+# mediapipe's C++ set-up messages, written straight to file descriptor 2 (not through Python logging).
+_NATIVE_NOISE = re.compile(
+    rb"^(INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.|"
+    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR|"
+    rb"[WI]0000 [^\n]*\] (Feedback manager requires a model with a single signature|"
+    rb"Using NORM_RECT without IMAGE_DIMENSIONS))"
+)
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def filtered_native_stderr() -> Iterator[None]:
+    """Capture file descriptor 2 for the block and write back every line but mediapipe's known set-up
+    noise. Whatever another thread writes meanwhile is written back too (after the block), not lost."""
+    with _stderr_lock:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = [line for line in capture.read().splitlines(keepends=True) if not _NATIVE_NOISE.match(line)]
+                if kept:
+                    os.write(2, b"".join(kept))
 
 
 def close_detectors() -> None:
@@ -178,7 +229,7 @@ def close_detectors() -> None:
     with _lock:
         items = list(_detectors.values()) if _owner_pid == os.getpid() else []
         _detectors.clear()
-    for solution, lock in items:
+    for solution, lock, _ in items:
         with lock:
             solution.close()
 
@@ -214,9 +265,7 @@ def detect_pose(image: np.ndarray | Image.Image, *, min_detection_confidence: fl
             min_detection_confidence=min_detection_confidence,
         )
 
-    solution, lock = _get(("pose", min_detection_confidence), build)
-    with lock:
-        result = solution.process(a)
+    result = _process(("pose", min_detection_confidence), build, a)
     if result.pose_landmarks is None:
         return None
     h, w = a.shape[:2]
@@ -265,9 +314,7 @@ def _detect_faces_one(a: np.ndarray, selection: int, min_score: float) -> list[F
         )
         return _solutions().face_detection.FaceDetection(model_selection=selection, min_detection_confidence=min_score)
 
-    solution, lock = _get(("face_detection", selection, min_score), build)
-    with lock:
-        result = solution.process(a)
+    result = _process(("face_detection", selection, min_score), build, a)
     h, w = a.shape[:2]
     out = []
     for det in result.detections or []:
@@ -306,9 +353,7 @@ def detect_face_mesh(
             min_detection_confidence=min_detection_confidence,
         )
 
-    solution, lock = _get(("face_mesh", max_faces, refine, min_detection_confidence), build)
-    with lock:
-        result = solution.process(a)
+    result = _process(("face_mesh", max_faces, refine, min_detection_confidence), build, a)
     h, w = a.shape[:2]
     meshes = []
     for face in result.multi_face_landmarks or []:
@@ -331,9 +376,7 @@ def detect_hands(image: np.ndarray | Image.Image, *, max_hands: int = 2, min_sco
             static_image_mode=True, max_num_hands=max_hands, model_complexity=1, min_detection_confidence=min_score
         )
 
-    solution, lock = _get(("hands", max_hands, min_score), build)
-    with lock:
-        result = solution.process(a)
+    result = _process(("hands", max_hands, min_score), build, a)
     h, w = a.shape[:2]
     hands = []
     for lms, cls in zip(result.multi_hand_landmarks or [], result.multi_handedness or [], strict=False):
@@ -351,9 +394,7 @@ def segment_person(image: np.ndarray | Image.Image) -> np.ndarray:
         _bundled_model("modules/selfie_segmentation/selfie_segmentation.tflite")
         return _solutions().selfie_segmentation.SelfieSegmentation(model_selection=0)
 
-    solution, lock = _get(("selfie_segmentation",), build)
-    with lock:
-        result = solution.process(a)
+    result = _process(("selfie_segmentation",), build, a)
     mask = np.asarray(result.segmentation_mask, dtype=np.float32)
     assert mask.shape == a.shape[:2], (mask.shape, a.shape)
     return np.clip(mask, 0.0, 1.0)
