@@ -38,7 +38,9 @@ def session_of(client: TestClient) -> tuple[dict[str, str], str]:
     return {"Authorization": f"Bearer {body['token']}"}, body["owner_id"]
 
 
-def make_face(client: TestClient, owner_id: str, *, projected: bool = True, shape: tuple[int, int] = (10, 128)) -> str:
+def make_face(
+    client: TestClient, owner_id: str, *, projected: bool = True, shape: tuple[int, int] = (10, 128), seed: int = 0
+) -> str:
     """A face row of `owner_id`, with a stored latent of the shipped face G (what `face.project` leaves)."""
     from tryon.face.latent import FaceLatent
 
@@ -46,7 +48,7 @@ def make_face(client: TestClient, owner_id: str, *, projected: bool = True, shap
     with runtime.database.sessions.begin() as session:
         face = repo.create_face(session, owner_id=owner_id, alignment={"faces_found": 1})
         if projected:
-            latent = FaceLatent(ws=np.random.default_rng(0).normal(0, 0.3, shape).astype(np.float32))
+            latent = FaceLatent(ws=np.random.default_rng(seed).normal(0, 0.3, shape).astype(np.float32))
             blob = repo.store_blob(
                 session, blobs=runtime.blobs, data=latent.to_bytes(), media_type="application/x-npz"
             )
@@ -228,3 +230,42 @@ def test_a_failed_render_says_why(client: TestClient) -> None:
     assert job["status"] == "failed" and job["attempts"] == 1  # A user error: not retried.
     done = client.get(f"/v1/tryon/{r.json()['id']}", headers=alice).json()
     assert done["status"] == "failed" and done["image"] is None and "another model" in done["error"]
+
+
+def test_a_tryon_of_an_edit_uses_its_latent_and_goes_with_the_face_it_borrowed_from(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    alice, alice_id = session_of(client)
+    a, b = make_face(client, alice_id, seed=1), make_face(client, alice_id, seed=2)
+    outfit = make_outfit(client, alice)
+    r = client.post(f"/v1/faces/{a}/edits", headers=alice, json={"mix": {"face_id": b, "groups": ["coarse", "middle"]}})
+    assert r.status_code == 201, r.text
+    edit_id = r.json()["id"]
+
+    def tryon(**edits: Any) -> dict[str, Any]:
+        r = client.post("/v1/tryon", headers=alice, json={"face_id": a, "outfit_id": outfit["id"], "edits": edits})
+        assert r.status_code == 202, r.text
+        assert wait_job(client, r.json()["job"]["id"], alice)["status"] == "succeeded"
+        return dict(client.get(f"/v1/tryon/{r.json()['id']}", headers=alice).json())
+
+    plain, mixed = tryon(), tryon(edit_id=edit_id)
+    assert mixed["edits"]["edit_id"] == edit_id and "edit_id" not in plain["edits"]
+    pixels = [np.asarray(Image.open(io.BytesIO(client.get(t["image"]["url"], headers=alice).content)), np.float32)
+              for t in (plain, mixed)]
+    changed = (np.abs(pixels[0] - pixels[1]).max(axis=2) > 10).mean()
+    assert changed > 0.002, changed  # Another face was composited (the face is a small part of the picture).
+
+    # An edit of another face, or someone else's, is not found; it must exist before the job is queued.
+    bob, bob_id = session_of(client)
+    for headers, face in ((alice, make_face(client, alice_id, seed=3)), (bob, make_face(client, bob_id, seed=4))):
+        bob_outfit = make_outfit(client, headers)
+        body = {"face_id": face, "outfit_id": bob_outfit["id"], "edits": {"edit_id": edit_id}}
+        r = client.post("/v1/tryon", headers=headers, json=body)
+        assert r.status_code == 404 and edit_id in r.json()["detail"], r.text
+
+    # Deleting b deletes the edit that borrowed from it and the try-on made from that edit, not the plain one.
+    assert client.delete(f"/v1/faces/{b}", headers=alice).status_code == 204
+    assert client.get(f"/v1/tryon/{mixed['id']}", headers=alice).status_code == 404
+    assert client.get(mixed["image"]["url"], headers=alice).status_code == 404
+    assert client.get(f"/v1/tryon/{plain['id']}", headers=alice).json()["status"] == "succeeded"
+    with runtime.database.sessions() as session:
+        assert repo.get_edit(session, edit_id=edit_id, owner_id=alice_id) is None

@@ -194,10 +194,12 @@ def image_public(image: Any) -> ImagePublic:
 
 
 class TryOnEdits(BaseModel):
-    """Face edits applied before compositing (see `GET /v1/edits/directions`)."""
+    """Face edits applied before compositing (see `GET /v1/edits/directions`), on the face's projection
+    or on one of its edits (`edit_id`: a mix, a composition, earlier strengths)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    edit_id: str | None = Field(None, max_length=64, description="Start from this edit of the face (yours, made).")
     strengths: dict[str, float] = Field(default_factory=dict, examples=[{"age": 10, "smile": 0.5}])
     instruction: str | None = Field(None, max_length=500, examples=["older, smiling"])
 
@@ -228,7 +230,9 @@ class TryOnPublic(BaseModel):
     outfit_id: str | None = None
     catalog_id: str | None = None
     garment_id: str | None = None
-    edits: dict[str, Any] = Field(default_factory=dict, description="strengths (resolved when done), instruction")
+    edits: dict[str, Any] = Field(
+        default_factory=dict, description="edit_id (if any), strengths (resolved when done), instruction"
+    )
     image: ImagePublic | None = Field(None, description="The composite, when done.")
     notes: list[str] = Field(default_factory=list, examples=[["the face was placed at the model's head position"]])
     metrics: dict[str, Any] | None = Field(None, description="Compositing metrics (how the face was located...).")

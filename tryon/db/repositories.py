@@ -281,12 +281,17 @@ def delete_face(session: Session, *, face_id: str, owner_id: str) -> list[str] |
     # Edits of the owner's other faces that took something from this one (a mix, a composed region).
     borrowed = [e for e in session.scalars(select(Edit).where(Edit.owner_id == owner_id, Edit.face_id != face_id))
                 if face_id in edit_sources(e.params)]
-    borrowed_images = [e.image_id for e in borrowed if e.image_id]
+    borrowed_ids = {e.id for e in borrowed}
+    # ... and the try-ons made from those edits.
+    borrowed_tryons = [t for t in session.scalars(select(TryOn).where(TryOn.owner_id == owner_id,
+                                                                       TryOn.face_id != face_id))
+                       if (t.edits or {}).get("edit_id") in borrowed_ids]
+    borrowed_images = [e.image_id for e in borrowed if e.image_id] + [t.image_id for t in borrowed_tryons if t.image_id]
     shas.update(session.scalars(select(Image.blob_sha256).where(Image.id.in_(borrowed_images))))
     shas.update(e.latent_sha256 for e in borrowed if e.latent_sha256)
     # Children first, explicitly (the ON DELETE CASCADE of the schema is the safety net).
-    session.execute(delete(TryOn).where(TryOn.face_id == face_id))
-    session.execute(delete(Edit).where(or_(Edit.face_id == face_id, Edit.id.in_([e.id for e in borrowed]))))
+    session.execute(delete(TryOn).where(or_(TryOn.face_id == face_id, TryOn.id.in_([t.id for t in borrowed_tryons]))))
+    session.execute(delete(Edit).where(or_(Edit.face_id == face_id, Edit.id.in_(borrowed_ids))))
     session.execute(delete(Image).where(or_(Image.face_id == face_id, Image.id.in_(borrowed_images))))
     session.delete(face)
     return drop_unreferenced_blobs(session, shas=shas)

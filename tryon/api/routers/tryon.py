@@ -192,6 +192,13 @@ def create_tryon(
         raise ApiError(409, f"the face {face.id} is not projected (status {state}); {wait}")
     image, source = _resolve_model_image(session, principal.owner_id, body)
     _check_edits(strengths, instruction)
+    edit_id = body.edits.edit_id if body.edits else None
+    if edit_id is not None:
+        edit = repo.get_edit(session, edit_id=edit_id, owner_id=principal.owner_id)
+        if edit is None or edit.face_id != face.id:
+            raise not_found(f"edit of face {face.id}", edit_id)
+        if edit.latent_sha256 is None:
+            raise ApiError(409, f"the edit {edit_id} is not made yet (a composition still running, or failed)")
 
     row = repo.create_tryon(
         session,
@@ -200,7 +207,7 @@ def create_tryon(
         outfit_id=source.get("outfit_id"),
         garment_id=source.get("garment_id"),
         catalog_id=source.get("catalog_id"),
-        edits={"strengths": strengths, "instruction": instruction},
+        edits={"strengths": strengths, "instruction": instruction, **({"edit_id": edit_id} if edit_id else {})},
     )
     session.commit()
     job, _ = runtime.queue.submit(
@@ -263,6 +270,11 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
             raise InputError("the model image was deleted")
         latent_sha, model_sha = face.latent_sha256, model_row.blob_sha256
         edits = dict(row.edits or {})
+        if edits.get("edit_id"):
+            edit = repo.get_edit(session, edit_id=str(edits["edit_id"]), owner_id=ctx.owner_id)
+            if edit is None or edit.latent_sha256 is None:
+                raise InputError(f"the edit {edits['edit_id']} was deleted")
+            latent_sha = edit.latent_sha256
     latent = FaceLatent.from_bytes(env.blobs.get(latent_sha), name="the face's latent")
     with PILImage.open(io.BytesIO(env.blobs.get(model_sha))) as im:
         model = im.convert("RGB")
