@@ -271,6 +271,40 @@ def test_tryon_projection_edits_and_composite(api: LiveApi) -> None:
     print(f"projection {projected_s:.1f} s, whole flow {time.monotonic() - t0:.1f} s; captions {captions}")
 
 
+def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -> None:
+    need(api, "/v1/faces/{face_id}/compositions", "/v1/tryon")
+    at = page_test(api, "tryon")
+    at.run()
+    first = _projected_face(at)
+    assert not any(f.key == "borrow-from" for f in at.selectbox), "nothing to borrow from with one photo"
+    at.button[[b.label for b in at.button].index("Use another photo")].click().run()
+    upload_selfie(at, FACE_PHOTO.read_bytes(), "me-again.jpg")  # Consent is asked again for a new photo.
+    assert_clean(at)
+    second = at.session_state["face"]
+    assert second["id"] != first["id"] and second["status"] == "projected"
+    assert at.selectbox(key="borrow-from").options == ["photo 1"]
+
+    at.selectbox(key="borrow-what").set_value("Colours")
+    at.button[[b.label for b in at.button].index("Borrow")].click().run()
+    assert_clean(at)
+    edit = at.session_state["edit"]
+    assert edit["mix"] == {"face_id": first["id"], "groups": ["fine"]} and edit["borrowed"] == "colours of photo 1"
+    assert any("after: colours of photo 1" in c for c in texts(at, "caption") + [m.value for m in at.markdown])
+
+    at.selectbox(key="borrow-what").set_value("Eyes").run()
+    at.button[[b.label for b in at.button].index("Borrow")].click().run()
+    assert_clean(at)
+    edit = at.session_state["edit"]
+    assert edit["compose"]["region"] == "eyes" and edit["status"] == "succeeded" and edit["image"]
+
+    at.button[[b.label for b in at.button].index("Generate an outfit for me")].click().run()
+    at.button(key="run-tryon").click().run()
+    assert_clean(at)
+    result = at.session_state["tryon_result"]
+    tryon = ApiClient(api.url, token=at.session_state["session_token"]).get(f"/v1/tryon/{result['id']}")
+    assert tryon["edits"]["edit_id"] == edit["id"] and tryon["status"] == "succeeded"
+
+
 # --- Designer studio ----------------------------------------------------------------------------
 
 

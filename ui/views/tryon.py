@@ -1,9 +1,10 @@
 """Try-on: a selfie (upload or camera, with consent), its projection into the face model, edits
-(sliders and an instruction), the composite on the chosen outfit, before/after, download, and
-"delete my photos".
+(sliders and an instruction), borrowing from another of the session's photos (a region, or layer
+groups), the composite on the chosen outfit, before/after, download, and "delete my photos".
 
 API: POST /v1/faces, GET/DELETE /v1/faces/{id}, GET /v1/jobs/{id}, GET /v1/edits/directions,
-POST /v1/faces/{id}/edits, POST /v1/tryon (+ its job), POST /v1/outfits (when no outfit is chosen).
+POST /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions (+ its job), GET /v1/faces/{id}/edits,
+POST /v1/tryon (+ its job), POST /v1/outfits (when no outfit is chosen).
 
 State (st.session_state): face (FacePublic), face_ids (every face uploaded in this browser
 session, for "delete my photos"), upload_id (the uploaded file already sent), edit (EditPublic),
@@ -41,6 +42,16 @@ CONSENT = (
 )
 SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
 FACE_STATE_KEYS = ("face", "edit", "tryon_result")  # upload_id stays: a file is sent once.
+# What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
+BORROW: dict[str, tuple[str, Any]] = {
+    "Eyes": ("region", "eyes"),
+    "Mouth": ("region", "mouth"),
+    "Nose": ("region", "nose"),
+    "Hair": ("region", "hair"),
+    "Face shape and pose": ("groups", ["coarse"]),
+    "Features and expression": ("groups", ["middle"]),
+    "Colours": ("groups", ["fine"]),
+}
 
 
 def edit_directions(client: ApiClient) -> dict[str, Any]:
@@ -185,7 +196,48 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
 
 def describe_strengths(edit: dict[str, Any]) -> str:
     s = edit.get("strengths") or {}
-    return ", ".join(f"{k} {v:+.2g}" for k, v in s.items()) or "no change"
+    parts = [f"{k} {v:+.2g}" for k, v in s.items()]
+    borrowed = edit.get("borrowed")
+    return ", ".join(([borrowed] if borrowed else []) + parts) or "no change"
+
+
+def photo_name(face_id: str) -> str:
+    ids: list[str] = st.session_state.get("face_ids", [])
+    return f"photo {ids.index(face_id) + 1}" if face_id in ids else "another photo"
+
+
+def render_borrow(client: ApiClient, face: dict[str, Any]) -> None:
+    """Take a region (eyes, mouth, nose, hair) or layer groups of another photo of this session."""
+    others = [fid for fid in st.session_state.get("face_ids", []) if fid != face["id"]]
+    if not others or face.get("status") != "projected":
+        return
+    with st.form("borrow"):
+        st.markdown("**Borrow from another of your photos**")
+        left, right = st.columns(2)
+        by_name = {photo_name(fid): fid for fid in others}
+        chosen = left.selectbox("From", list(by_name), key="borrow-from")
+        what = right.selectbox("What", list(BORROW), key="borrow-what")
+        go = st.form_submit_button("Borrow")
+    if not go or chosen is None:
+        return
+    donor = by_name[chosen]
+    kind, value = BORROW[what]
+    if kind == "groups":
+        with st.spinner("Mixing…"):
+            edit = client.post(f"/v1/faces/{face['id']}/edits", {"mix": {"face_id": donor, "groups": value}})
+    else:
+        edit = client.post(f"/v1/faces/{face['id']}/compositions", {"face_id": donor, "region": value})
+        if edit.get("job") and edit.get("status") != "succeeded":
+            report = progress_reporter(f"Borrowing the {value}")
+            try:
+                client.wait_job(edit["job"], on_progress=report, timeout=settings().job_timeout)
+            except JobFailedError as exc:
+                st.error(f"The {value} could not be borrowed: {exc.detail}")
+                return
+        edit = next(e for e in client.get(f"/v1/faces/{face['id']}/edits") if e["id"] == edit["id"])
+    st.session_state["edit"] = {**edit, "borrowed": f"{what.lower()} of {photo_name(donor)}"}
+    st.session_state.pop("tryon_result", None)
+    st.rerun()  # Shows the before / after of the edits section.
 
 
 def chosen_item(client: ApiClient) -> dict[str, Any] | None:
@@ -212,7 +264,7 @@ def run_tryon(client: ApiClient, face: dict[str, Any], item: dict[str, Any]) -> 
     edit = st.session_state.get("edit") or {}
     body: dict[str, Any] = {"face_id": face["id"], **item["ref"]}
     if edit.get("face_id") == face["id"]:
-        body["edits"] = {"strengths": edit.get("strengths") or {}, "instruction": None}
+        body["edits"] = {"edit_id": edit["id"]}  # The very face shown as "after".
     with st.spinner("Starting your try-on…"):
         tryon = client.post("/v1/tryon", body)
     image = tryon.get("image")
@@ -299,6 +351,8 @@ def render() -> None:
     st.divider()
     with reported_errors():
         render_edits(client, face)
+    with reported_errors():
+        render_borrow(client, face)
     st.divider()
     with reported_errors():
         render_tryon(client, face)
