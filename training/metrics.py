@@ -462,6 +462,9 @@ def register(subparsers: Any) -> None:
                         help=f"NVlabs' TorchScript {INCEPTION_FILE}: adds standard FID/KID (never downloaded)")
     parser.add_argument("--network", default="G_ema", help="network in the checkpoint (default G_ema)")
     parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1 = none)")
+    parser.add_argument("--noise-mode", choices=("random", "const", "none"), default="random",
+                        help="the G's per-pixel noise: random (NVlabs' metrics), const (what the services render), "
+                             "none")
     parser.add_argument("--real", choices=("heldout", "all"), default="heldout",
                         help="real images: the feature net's held-out split (default) or all of them")
     parser.add_argument("--max-real", type=int, metavar="N", help="use at most N real images")
@@ -530,8 +533,8 @@ def run_metrics_cli(args: argparse.Namespace) -> int:
                          f"labels of size {label_dim}")
     results = compute_metrics(
         G, dataset, net, wanted, num_gen=args.num_gen, device=args.device, batch_size=args.batch_size,
-        truncation_psi=args.truncation, seed=args.seed, real_split=args.real, max_real=args.max_real,
-        label_schema=schema, inception=detector, progress=sys.stderr.isatty(),
+        truncation_psi=args.truncation, noise_mode=args.noise_mode, seed=args.seed, real_split=args.real,
+        max_real=args.max_real, label_schema=schema, inception=detector, progress=sys.stderr.isatty(),
     )
     print(format_table(results))
     if args.json:
@@ -542,6 +545,7 @@ def run_metrics_cli(args: argparse.Namespace) -> int:
             "feature_net": str(net_dir),
             "inception": str(args.inception) if args.inception else None,
             "truncation_psi": args.truncation,
+            "noise_mode": args.noise_mode,
             "seed": args.seed,
             "real": args.real,
             "results": results,
