@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(3, ge=1, description="Tries per job before it fails (a worker death is a try).")
     session_ttl_hours: float = Field(24 * 30, gt=0, description="Lifetime of an anonymous shopper session.")
+    session_data_grace_hours: float = Field(
+        24.0, ge=0, description="An expired anonymous session's photos and results are deleted this much later."
+    )
+    retention_sweep_minutes: float = Field(
+        60.0, ge=0, description="How often the API deletes the data of expired anonymous sessions; 0 = never."
+    )
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per caller; 0 = no limit.")
     batch_max_size: int = Field(8, ge=1, description="Most generation requests in one forward pass (1 = no batching).")
     batch_max_wait_ms: float = Field(5.0, ge=0, description="Longest a request waits for others to share its batch.")

@@ -8,6 +8,7 @@ one is understood by the other. Building it starts nothing; `start()` migrates t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ from tryon.api.fashion import GARMENT_TRANSFER_JOB, FashionService, OutfitSpec, 
 from tryon.api.metrics import Metrics
 from tryon.api.ratelimit import RateLimiter
 from tryon.api.records import save_outfit
+from tryon.api.retention import RetentionSweeper
 from tryon.config import Settings
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
@@ -74,6 +76,7 @@ class Runtime:
     rate_limiter: RateLimiter
     in_process_workers: int = 0
     schema_revision: str | None = None
+    sweeper: RetentionSweeper | None = None
 
     def start(self, *, in_process_workers: int | None = None) -> None:
         """Migrate the database to head and start `in_process_workers` job threads (default: the
@@ -84,8 +87,18 @@ class Runtime:
         if workers > 0:
             self.queue.start_consumer(workers)
         self.in_process_workers = workers
+        if self.settings.retention_sweep_minutes > 0:
+            self.sweeper = RetentionSweeper(
+                self.database,
+                self.blobs,
+                grace=dt.timedelta(hours=self.settings.session_data_grace_hours),
+                interval_s=self.settings.retention_sweep_minutes * 60,
+            )
+            self.sweeper.start()
 
     def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
         self.queue.stop()
         self.fashion.close()
         self.database.dispose()

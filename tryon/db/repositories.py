@@ -246,6 +246,47 @@ def purge_blob_files(session: Session, *, blobs: BlobStore, shas: Iterable[str])
 
 
 # ----------------------------------------------------------------------------------------------------
+# Owners: deleting everything of one (a shopper leaving, or an expired anonymous session).
+
+# Tables holding an owner's rows, children before the rows they refer to.
+OWNED_TABLES: tuple[type[Base], ...] = (
+    TryOn, Edit, Garment, CatalogItem, CatalogFill, Outfit, Image, Face, Job, SessionToken, ApiKey,
+)
+
+
+def delete_owner(session: Session, *, owner_id: str) -> list[str] | None:
+    """Delete an owner with every row it owns (faces, edits, try-ons, outfits, garments, images, jobs,
+    sessions, keys). Returns the digests of blobs nobody refers to any more (pass them to
+    `purge_blob_files` after committing), or None when there is no such owner."""
+    if session.get(Owner, owner_id) is None:
+        return None
+    shas: set[str] = set()
+    for column in _blob_references():
+        owner_column = column.table.c.get("owner_id")
+        if owner_column is not None:
+            shas.update(s for s in session.scalars(select(column).where(owner_column == owner_id)) if s)
+    for model in OWNED_TABLES:
+        session.execute(delete(model).where(model.owner_id == owner_id))  # type: ignore[attr-defined]
+    session.execute(delete(Owner).where(Owner.id == owner_id))
+    return drop_unreferenced_blobs(session, shas=shas)
+
+
+def expired_session_owners(session: Session, *, before: dt.datetime, limit: int = 100) -> list[str]:
+    """Anonymous owners none of whose sessions is valid at `before` (oldest expiry first)."""
+    last_expiry = func.max(SessionToken.expires_at)
+    rows = session.execute(
+        select(Owner.id)
+        .join(SessionToken, SessionToken.owner_id == Owner.id)
+        .where(Owner.kind == OwnerKind.SESSION.value)
+        .group_by(Owner.id)
+        .having(last_expiry <= before)
+        .order_by(last_expiry)
+        .limit(limit)
+    )
+    return [str(r[0]) for r in rows]
+
+
+# ----------------------------------------------------------------------------------------------------
 # Faces.
 
 
@@ -254,6 +295,13 @@ def create_face(session: Session, *, owner_id: str, alignment: dict[str, Any] | 
     session.add(face)
     session.flush()
     return face
+
+
+def list_faces(session: Session, *, owner_id: str, limit: int = 50) -> Sequence[Face]:
+    """The owner's faces, newest first."""
+    return session.scalars(
+        select(Face).where(Face.owner_id == owner_id).order_by(Face.created_at.desc(), Face.id.desc()).limit(limit)
+    ).all()
 
 
 def get_face(session: Session, *, face_id: str, owner_id: str) -> Face | None:

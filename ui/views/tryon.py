@@ -38,7 +38,7 @@ from ui.navigation import go_to
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp"]
 CONSENT = (
     "I agree that my photo is processed to make my try-on images. It is kept, with everything made from "
-    "it, until I delete it here."
+    "it, until I delete it here, and deleted anyway once my shopping session has expired."
 )
 SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
 FACE_STATE_KEYS = ("face", "edit", "tryon_result")  # upload_id stays: a file is sent once.

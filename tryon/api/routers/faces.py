@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
 from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
@@ -193,6 +193,14 @@ def upload_face(
         session.add(face)
         session.commit()
     return _face_public(session, face)
+
+
+@router.get("/faces", response_model=list[FacePublic], responses=error_docs(401, 403))
+def list_faces(
+    principal: ShopperDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> list[FacePublic]:
+    """The caller's faces, newest first (at most `limit`)."""
+    return [_face_public(session, f) for f in repo.list_faces(session, owner_id=principal.owner_id, limit=limit)]
 
 
 @router.get("/faces/{face_id}", response_model=FacePublic, responses=error_docs(401, 403, 404))

@@ -1,4 +1,5 @@
-"""POST /v1/sessions (anonymous shopper sessions) and /v1/keys (API keys, admin scope)."""
+"""POST /v1/sessions and DELETE /v1/sessions/current (anonymous shopper sessions), /v1/keys (API keys,
+admin scope)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import datetime as dt
 
 from fastapi import APIRouter, Request, status
 
-from tryon.api.deps import AdminDep, RuntimeDep, SessionDep
-from tryon.api.errors import error_docs, not_found
+from tryon.api.deps import AdminDep, RuntimeDep, SessionDep, ShopperDep
+from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.retention import delete_owner_data
 from tryon.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, SessionPublic
 from tryon.db import repositories as repo
 from tryon.db.models import ApiKey
@@ -24,6 +26,16 @@ def create_session(request: Request, runtime: RuntimeDep, session: SessionDep) -
     row, token = repo.create_session_token(session, ttl=dt.timedelta(hours=runtime.settings.session_ttl_hours))
     session.commit()
     return SessionPublic(token=token, owner_id=row.owner_id, expires_at=row.expires_at)
+
+
+@router.delete("/sessions/current", status_code=status.HTTP_204_NO_CONTENT, responses=error_docs(401, 403))
+def delete_current_session(principal: ShopperDep, runtime: RuntimeDep) -> None:
+    """End your anonymous session and delete everything it owns: photos, faces and their latents,
+    edits, try-ons, outfits, garments, jobs. The token stops working. (Without this, the data of an
+    expired session is deleted `session_data_grace_hours` after it expires.)"""
+    if principal.kind != "session":
+        raise ApiError(403, "only an anonymous session can delete itself; an API key's data stays with its client")
+    delete_owner_data(runtime.database, runtime.blobs, principal.owner_id)
 
 
 def _key_public(row: ApiKey) -> ApiKeyPublic:
