@@ -304,6 +304,13 @@ def list_faces(session: Session, *, owner_id: str, limit: int = 50) -> Sequence[
     ).all()
 
 
+def projected_faces(session: Session) -> Sequence[Face]:
+    """Every owner's faces that have a latent, oldest first."""
+    return session.scalars(
+        select(Face).where(Face.latent_sha256.is_not(None)).order_by(Face.created_at, Face.id)
+    ).all()
+
+
 def get_face(session: Session, *, face_id: str, owner_id: str) -> Face | None:
     return session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == owner_id))
 
