@@ -67,6 +67,9 @@ def test_a_garment_is_put_on_a_model(client: TestClient) -> None:
     assert outfit["labels"]["view"] == "on_model" and outfit["seed"] == 2
     assert client.get(f"/v1/garments/{garment['id']}", headers=bob).status_code == 404
     assert client.get(done["on_model"]["url"], headers=bob).status_code == 404
+    assert [g["id"] for g in client.get("/v1/garments", headers=alice).json()] == [garment["id"]]
+    assert client.get("/v1/garments", headers=bob).json() == []
+    assert [o["id"] for o in client.get("/v1/outfits", headers=alice).json()] == [done["outfit_id"]]
 
 
 @pytest.mark.parametrize(

@@ -249,6 +249,9 @@ def test_a_tryon_of_an_edit_uses_its_latent_and_goes_with_the_face_it_borrowed_f
 
     plain, mixed = tryon(), tryon(edit_id=edit_id)
     assert mixed["edits"]["edit_id"] == edit_id and "edit_id" not in plain["edits"]
+    assert [t["id"] for t in client.get("/v1/tryon", headers=alice).json()] == [mixed["id"], plain["id"]]
+    assert [t["id"] for t in client.get("/v1/tryon?limit=1", headers=alice).json()] == [mixed["id"]]
+    assert client.get("/v1/tryon?limit=0", headers=alice).status_code in (400, 422)
     pixels = [np.asarray(Image.open(io.BytesIO(client.get(t["image"]["url"], headers=alice).content)), np.float32)
               for t in (plain, mixed)]
     changed = (np.abs(pixels[0] - pixels[1]).max(axis=2) > 10).mean()

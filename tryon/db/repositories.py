@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +44,8 @@ from tryon.db.models import (
     utcnow,
 )
 from tryon.errors import TryonError
+
+OwnedT = TypeVar("OwnedT", bound=Base)
 
 SESSION_TOKEN_PREFIX = "tys_"           # Anonymous shopper sessions (Authorization: Bearer ...).
 API_KEY_PREFIX = "tyk_"                 # API keys (X-API-Key: ...).
@@ -297,10 +299,11 @@ def create_face(session: Session, *, owner_id: str, alignment: dict[str, Any] | 
     return face
 
 
-def list_faces(session: Session, *, owner_id: str, limit: int = 50) -> Sequence[Face]:
-    """The owner's faces, newest first."""
+def list_owned(session: Session, model: type[OwnedT], *, owner_id: str, limit: int = 50) -> Sequence[OwnedT]:
+    """The owner's rows of `model` (faces, outfits, garments, try-ons...), newest first."""
+    table: Any = model
     return session.scalars(
-        select(Face).where(Face.owner_id == owner_id).order_by(Face.created_at.desc(), Face.id.desc()).limit(limit)
+        select(model).where(table.owner_id == owner_id).order_by(table.created_at.desc(), table.id.desc()).limit(limit)
     ).all()
 
 

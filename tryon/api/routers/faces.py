@@ -200,7 +200,7 @@ def list_faces(
     principal: ShopperDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
 ) -> list[FacePublic]:
     """The caller's faces, newest first (at most `limit`)."""
-    return [_face_public(session, f) for f in repo.list_faces(session, owner_id=principal.owner_id, limit=limit)]
+    return [_face_public(session, f) for f in repo.list_owned(session, Face, owner_id=principal.owner_id, limit=limit)]
 
 
 @router.get("/faces/{face_id}", response_model=FacePublic, responses=error_docs(401, 403, 404))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -140,6 +140,15 @@ def _upload(
         garment.status = "transferring"
         session.flush()
         return garment_public(session, garment)
+
+
+@router.get("/garments", response_model=list[GarmentPublic], responses=error_docs(401, 403))
+def list_garments(
+    principal: ShopperDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> list[GarmentPublic]:
+    """The caller's garment uploads, newest first (at most `limit`)."""
+    return [garment_public(session, g) for g in repo.list_owned(session, Garment, owner_id=principal.owner_id,
+                                                                limit=limit)]
 
 
 @router.get("/garments/{garment_id}", response_model=GarmentPublic, responses=error_docs(401, 403, 404))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -91,6 +91,16 @@ def _store(runtime: Runtime, owner_id: str, spec: OutfitSpec, image: np.ndarray)
             session, blobs=runtime.blobs, owner_id=owner_id, spec=spec, image=image, checkpoint_id=checkpoint_id
         )
         return _outfit_public(outfit, stored)
+
+
+@router.get("/outfits", response_model=list[OutfitPublic], responses=error_docs(401, 403))
+def list_outfits(
+    principal: ShopperDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> list[OutfitPublic]:
+    """The caller's outfits (generated, variants, transfers), newest first (at most `limit`)."""
+    outfits = repo.list_owned(session, Outfit, owner_id=principal.owner_id, limit=limit)
+    images = {o.image_id: repo.get_image(session, image_id=o.image_id, owner_id=principal.owner_id) for o in outfits}
+    return [_outfit_public(o, image) for o in outfits if (image := images[o.image_id]) is not None]
 
 
 @router.get("/outfits/{outfit_id}", response_model=OutfitPublic, responses=error_docs(401, 403, 404))

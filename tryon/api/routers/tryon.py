@@ -19,7 +19,7 @@ import math
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
@@ -221,6 +221,15 @@ def create_tryon(
     session.add(row)
     session.commit()
     return _tryon_public(session, row)
+
+
+@router.get("/tryon", response_model=list[TryOnPublic], responses=error_docs(401, 403))
+def list_tryons(
+    principal: ShopperDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> list[TryOnPublic]:
+    """The caller's try-ons, newest first (at most `limit`)."""
+    return [_tryon_public(session, row) for row in repo.list_owned(session, TryOn, owner_id=principal.owner_id,
+                                                                   limit=limit)]
 
 
 @router.get("/tryon/{tryon_id}", response_model=TryOnPublic, responses=error_docs(401, 403, 404))
