@@ -114,7 +114,7 @@ def test_a_face_whose_projection_runs_out_of_tries_reads_failed(client: TestClie
     assert face["reconstruction"] is None and face["projection_job"]["error"] == job["error"]
     # A try-on of it is refused with the reason, not queued.
     r = client.post("/v1/tryon", headers=h, json={"face_id": face["id"], "outfit_id": "o_none"})
-    assert r.status_code == 409 and "status failed" in r.json()["detail"], r.text
+    assert r.status_code == 409 and "upload the photo again" in r.json()["detail"], r.text
 
 
 def test_the_face_service_is_created_once_per_process(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
 from tryon.api.records import save_image
-from tryon.api.routers.faces import face_status
+from tryon.api.routers.faces import projected_face
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import (
     CompositionCreate,
@@ -107,19 +107,6 @@ def _owned_face(session: Session, face_id: str, owner_id: str) -> Face:
     return face
 
 
-def _projected_latent_sha(session: Session, face_id: str, owner_id: str) -> str:
-    """The latent blob of one of the owner's faces: 404 when not theirs, 409 until it is projected."""
-    face = _owned_face(session, face_id, owner_id)
-    if face.latent_sha256 is None:
-        job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
-        state = face_status(face, job)
-        if state == "failed":
-            raise ApiError(409, f"face {face_id!r} could not be projected (status 'failed'): upload the photo again")
-        raise ApiError(409, f"face {face_id!r} is not projected yet (status {state!r}): wait for its projection "
-                            "job (GET /v1/jobs/{id} of the face's projection_job) to succeed")
-    return face.latent_sha256
-
-
 @router.post(
     "/faces/{face_id}/edits",
     status_code=status.HTTP_201_CREATED,
@@ -136,8 +123,9 @@ def create_edit(
     from tryon.face.mixing import mix_styles
     from tryon.face.models import render_face
 
-    latent_sha = _projected_latent_sha(session, face_id, principal.owner_id)
-    other_sha = _projected_latent_sha(session, body.mix.face_id, principal.owner_id) if body.mix else None
+    latent_sha = projected_face(session, face_id, principal.owner_id).latent_sha256
+    other_sha = projected_face(session, body.mix.face_id, principal.owner_id).latent_sha256 if body.mix else None
+    assert latent_sha is not None   # projected_face checked it.
     session.rollback()                  # No transaction stays open while the face renders.
     if not body.strengths and not (body.instruction and body.instruction.strip()) and body.mix is None:
         raise ApiError(400, "nothing to edit: give strengths (e.g. {\"age\": 10}), an instruction or a mix")
@@ -198,8 +186,8 @@ def create_composition(
             return JSONResponse(_edit_public(session, edit).model_dump(mode="json"), status_code=200)
     if body.face_id == face_id:
         raise ApiError(400, "a composition takes a region of another face: face_id names the face itself")
-    _projected_latent_sha(session, face_id, principal.owner_id)
-    _projected_latent_sha(session, body.face_id, principal.owner_id)
+    projected_face(session, face_id, principal.owner_id)
+    projected_face(session, body.face_id, principal.owner_id)
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face_id,
                             params={"compose": body.model_dump(mode="json")}, image_id=None, latent_sha256=None)
     session.commit()

@@ -93,6 +93,22 @@ def face_status(face: Face, job: Job | None) -> str:
     return face.status
 
 
+def projected_face(session: Session, face_id: str, owner_id: str) -> Face:
+    """One of the owner's faces that has a latent: 404 when not theirs, 409 until it is projected (saying
+    to upload the photo again when its projection failed)."""
+    face = repo.get_face(session, face_id=face_id, owner_id=owner_id)
+    if face is None:
+        raise not_found("face", face_id)
+    if face.latent_sha256 is None:
+        job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
+        state = face_status(face, job)
+        if state == "failed":
+            raise ApiError(409, f"face {face_id!r} could not be projected (status 'failed'): upload the photo again")
+        raise ApiError(409, f"face {face_id!r} is not projected yet (status {state!r}): wait for its projection "
+                            "job (GET /v1/jobs/{id} of the face's projection_job) to succeed")
+    return face
+
+
 def _face_public(session: Session, face: Face) -> FacePublic:
     images = repo.face_images(session, face_id=face.id)
     by_kind = {img.kind: img for img in images}

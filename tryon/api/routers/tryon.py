@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.records import save_image
-from tryon.api.routers.faces import face_status
+from tryon.api.routers.faces import projected_face
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, Image, TryOn
@@ -182,14 +182,7 @@ def create_tryon(
             return JSONResponse(_tryon_public(session, row).model_dump(mode="json"), status_code=200)
     session.rollback()
 
-    face = repo.get_face(session, face_id=body.face_id, owner_id=principal.owner_id)
-    if face is None:
-        raise not_found("face", body.face_id)
-    if face.latent_sha256 is None:
-        job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
-        state = face_status(face, job)
-        wait = "upload the photo again" if state == "failed" else "wait for its projection job"
-        raise ApiError(409, f"the face {face.id} is not projected (status {state}); {wait}")
+    face = projected_face(session, body.face_id, principal.owner_id)
     image, source = _resolve_model_image(session, principal.owner_id, body)
     _check_edits(strengths, instruction)
     edit_id = body.edits.edit_id if body.edits else None
