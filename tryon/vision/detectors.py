@@ -165,7 +165,7 @@ def _bundled_model(relative: str) -> Path:
 
 
 def _get(key: tuple[Any, ...], build: Callable[[], Any]) -> list[Any]:
-    """[solution, lock, used] of `key`, built on first use (native log noise filtered)."""
+    """[solution, lock, used] of `key`, built on first use."""
     global _owner_pid
     with _lock:
         if _owner_pid != os.getpid():  # A forked child must not use the parent's graphs.
@@ -173,24 +173,31 @@ def _get(key: tuple[Any, ...], build: Callable[[], Any]) -> list[Any]:
             _owner_pid = os.getpid()
         entry = _detectors.get(key)
         if entry is None:
-            with filtered_native_stderr():
-                entry = [build(), threading.Lock(), False]
+            entry = [build(), threading.Lock(), False]
             _detectors[key] = entry
         return entry
 
 
 def _process(key: tuple[Any, ...], build: Callable[[], Any], image: np.ndarray) -> Any:
-    """Run the detector of `key` on `image`; its first run (where mediapipe logs its set-up) is
-    filtered like its construction."""
-    entry = _get(key, build)
-    solution, lock = entry[0], entry[1]
-    with lock:
-        if entry[2]:
-            return solution.process(image)
-        with filtered_native_stderr():
-            result = solution.process(image)
-        entry[2] = True
-        return result
+    """Run the detector of `key` on `image`. mediapipe logs its set-up from its scheduler threads at
+    any time between the graph's construction and the end of its first run, so one filter spans both."""
+    entry = _used_entry(key)
+    if entry is not None:
+        with entry[1]:
+            return entry[0].process(image)
+    with filtered_native_stderr():
+        entry = _get(key, build)
+        with entry[1]:
+            result = entry[0].process(image)
+            entry[2] = True
+            return result
+
+
+def _used_entry(key: tuple[Any, ...]) -> list[Any] | None:
+    """The entry of `key` if this process built it and ran it once (its set-up is over)."""
+    with _lock:
+        entry = _detectors.get(key) if _owner_pid == os.getpid() else None
+        return entry if entry is not None and entry[2] else None
 
 
 # mediapipe's C++ set-up messages, written straight to file descriptor 2 (not through Python logging).
