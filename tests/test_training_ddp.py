@@ -41,7 +41,7 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
          "-m", "training.train", "--data", str(data), "--outdir", str(tmp_path / "two"), *COMMON],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
-    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.returncode == 0, f"stdout:\n{two.stdout[-2000:]}\nstderr:\n{two.stderr[-6000:]}"
     assert '"world_size": 2' in two.stdout
 
     before = torch.get_num_threads()

@@ -258,6 +258,9 @@ def run_train_cli(args: argparse.Namespace) -> int:
         result = train(opts, info)
         if info.is_main:
             print(json.dumps(result, indent=2))
+        # Tear the group down only once every process is done with it (not on a failure: the others
+        # may be waiting in another collective then, and torchrun stops them anyway).
+        dist.barrier()
         return 0
     finally:
         dist.shutdown()
