@@ -178,6 +178,60 @@ def test_compose_a_region_of_another_face_and_delete_the_donor(client: TestClien
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []
 
 
+def test_an_edit_stacks_on_an_earlier_edit_and_goes_with_what_that_one_borrowed(client: TestClient) -> None:
+    import numpy as np
+
+    from tryon.db.models import Edit, Face
+    from tryon.face.latent import FaceLatent
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    h = shopper(client)
+    a, b = projected_face(client, h), projected_face(client, h)
+
+    def latent_of(model: type, row_id: str) -> FaceLatent:
+        with runtime.database.sessions() as session:
+            sha = session.get(model, row_id).latent_sha256
+        return FaceLatent.from_bytes(runtime.blobs.get(sha))
+
+    url = f"/v1/faces/{a['id']}/edits"
+    # (a and b are projections of one photo: the smile makes the base differ from the projection.)
+    mixed = client.post(url, headers=h, json={"mix": {"face_id": b["id"], "groups": ["fine"]}, "instruction": "smiling"}).json()
+    plain = client.post(url, headers=h, json={"strengths": {"age": 5}}).json()
+    r = client.post(url, headers=h, json={"base_edit_id": mixed["id"], "strengths": {"age": 5}})
+    assert r.status_code == 201, r.text
+    stacked = r.json()
+    assert stacked["base_edit_id"] == mixed["id"] and stacked["strengths"] == {"age": 5.0} and stacked["mix"] is None
+    assert plain["base_edit_id"] is None and mixed["strengths"] == {"smile": 1.0}
+    # The same move as on the projection, from the mixed latent.
+    la, lm = latent_of(Face, a["id"]), latent_of(Edit, mixed["id"])
+    ls, lp = latent_of(Edit, stacked["id"]), latent_of(Edit, plain["id"])
+    assert np.abs(ls.ws - lm.ws).max() > 1e-3 and np.abs(lm.ws - la.ws).max() > 1e-3
+    np.testing.assert_allclose(ls.ws - lm.ws, lp.ws - la.ws, atol=1e-5)
+    # Stacking again keeps the history of strengths.
+    r = client.post(url, headers=h, json={"base_edit_id": stacked["id"], "strengths": {"glasses": 1}})
+    assert r.status_code == 201, r.text
+    history = [e["strengths"] for e in latent_of(Edit, r.json()["id"]).meta["edits"]]
+    assert history == [{"smile": 1.0}, {"age": 5.0}, {"glasses": 1.0}]
+
+    # An edit of another face (or nobody's) is not found; one not made yet is a 409.
+    other = client.post(f"/v1/faces/{b['id']}/edits", headers=h, json={"strengths": {"age": 1}}).json()
+    for edit_id in (other["id"], "e_nobody"):
+        r = client.post(url, headers=h, json={"base_edit_id": edit_id, "strengths": {"age": 1}})
+        assert r.status_code == 404 and edit_id in r.json()["detail"], r.text
+    with runtime.database.sessions.begin() as session:
+        row = session.get(Edit, mixed["id"])
+        pending = Edit(owner_id=row.owner_id, face_id=a["id"], params={}, image_id=None, latent_sha256=None)
+        session.add(pending)
+        session.flush()
+        pending_id = pending.id
+    r = client.post(url, headers=h, json={"base_edit_id": pending_id, "strengths": {"age": 1}})
+    assert r.status_code == 409 and "not made yet" in r.json()["detail"], r.text
+
+    # The stacked edits hold part of face b through the mix: deleting b deletes them, not the plain edit.
+    assert client.delete(f"/v1/faces/{b['id']}", headers=h).status_code == 204
+    assert {e["id"] for e in client.get(url, headers=h).json()} == {plain["id"], pending_id}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "phrase"),
     [

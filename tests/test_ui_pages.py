@@ -294,8 +294,17 @@ def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -
     at.selectbox(key="borrow-what").set_value("Eyes").run()
     at.button[[b.label for b in at.button].index("Borrow")].click().run()
     assert_clean(at)
+    borrowed = at.session_state["edit"]
+    assert borrowed["compose"]["region"] == "eyes" and borrowed["status"] == "succeeded" and borrowed["image"]
+
+    # Sliders stack on the borrowed eyes (they do not start again from the photo).
+    at.slider(key="edit-smile").set_value(1.0).run()
+    at.button[[b.label for b in at.button].index("Apply edits")].click().run()
+    assert_clean(at)
     edit = at.session_state["edit"]
-    assert edit["compose"]["region"] == "eyes" and edit["status"] == "succeeded" and edit["image"]
+    assert edit["base_edit_id"] == borrowed["id"] and edit["strengths"] == {"smile": 1.0}
+    assert edit["borrowed"] == "eyes of photo 1"
+    assert any("after: eyes of photo 1, smile +1" in c for c in texts(at, "caption") + [m.value for m in at.markdown])
 
     at.button[[b.label for b in at.button].index("Generate an outfit for me")].click().run()
     at.button(key="run-tryon").click().run()

@@ -389,6 +389,12 @@ class EditCreate(BaseModel):
     instruction: str | None = Field(None, max_length=500, examples=["older, smiling, no glasses"])
     keep: list[str] = Field(default_factory=list, max_length=16, description="Attributes to keep fixed (e.g. gender).")
     mix: FaceMix | None = Field(None, examples=[{"face_id": "f_…", "groups": ["fine"]}])
+    base_edit_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Start from this edit of the same face (a composition, a mix, earlier strengths) instead "
+        "of its projection: the new edit stacks on it.",
+    )
 
 
 class CompositionCreate(BaseModel):
@@ -415,6 +421,7 @@ class EditPublic(BaseModel):
     instruction: str | None = None
     keep: list[str] = Field(default_factory=list)
     mix: FaceMix | None = Field(None, description="The face and layer groups mixed in first, if any.")
+    base_edit_id: str | None = Field(None, description="The edit this one stacks on, if any.")
     compose: CompositionCreate | None = Field(None, description="The region composed in, for a composition.")
     image: ImagePublic | None = Field(description="The edited face (null until made, or once deleted).")
     metrics: dict[str, float] | None = Field(None, description="A composition's PSNR inside / outside the region.")

@@ -356,12 +356,16 @@ def delete_face(session: Session, *, face_id: str, owner_id: str) -> list[str] |
 
 
 def edit_sources(params: dict[str, Any] | None) -> set[str]:
-    """The other faces an edit took from: `params["mix"]["face_id"]`, `params["compose"]["face_id"]`."""
+    """The other faces an edit took from: `params["mix"]["face_id"]`, `params["compose"]["face_id"]`,
+    and `params["borrowed_from"]` (what the edit it stacks on took)."""
     found = set()
     for key in ("mix", "compose"):
         part = (params or {}).get(key)
         if isinstance(part, dict) and isinstance(part.get("face_id"), str):
             found.add(part["face_id"])
+    inherited = (params or {}).get("borrowed_from")
+    if isinstance(inherited, list):
+        found.update(f for f in inherited if isinstance(f, str))
     return found
 
 

@@ -8,7 +8,8 @@ POST /v1/tryon (+ its job), POST /v1/outfits (when no outfit is chosen).
 
 State (st.session_state): face (FacePublic), face_ids (every face uploaded in this browser
 session, for "delete my photos"), upload_id (the uploaded file already sent), edit (EditPublic),
-tryon_result ({"image", "item", "face_id"}), chosen_item (from the Shop).
+borrowed (the edit that borrowed from another photo: slider edits stack on it), tryon_result
+({"image", "item", "face_id"}), chosen_item (from the Shop).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ CONSENT = (
     "it, until I delete it here, and deleted anyway once my shopping session has expired."
 )
 SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
-FACE_STATE_KEYS = ("face", "edit", "tryon_result")  # upload_id stays: a file is sent once.
+FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result")  # upload_id stays: a file is sent once.
 # What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
 BORROW: dict[str, tuple[str, Any]] = {
     "Eyes": ("region", "eyes"),
@@ -77,7 +78,7 @@ def upload_selfie(client: ApiClient, name: str, data: bytes, media_type: str) ->
     st.session_state["face"] = face
     ids: list[str] = st.session_state.setdefault("face_ids", [])
     ids.append(face["id"])
-    for key in ("edit", "tryon_result"):
+    for key in ("edit", "borrowed", "tryon_result"):
         st.session_state.pop(key, None)
     if face.get("note"):
         st.info(face["note"])
@@ -175,12 +176,16 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
         )
         applied = st.form_submit_button("Apply edits", disabled=face.get("status") != "projected")
     if applied:
-        body = {
+        body: dict[str, Any] = {
             "strengths": {k: v for k, v in strengths.items() if abs(v) > 1e-9},
             "instruction": instruction.strip() or None,
         }
+        borrowed = borrowed_edit(face)
+        if borrowed is not None:  # Stack on what was borrowed rather than start again from the photo.
+            body["base_edit_id"] = borrowed["id"]
         with st.spinner("Editing your face…"):
-            st.session_state["edit"] = client.post(f"/v1/faces/{face['id']}/edits", body)
+            edit = client.post(f"/v1/faces/{face['id']}/edits", body)
+        st.session_state["edit"] = {**edit, "borrowed": borrowed["borrowed"]} if borrowed is not None else edit
         st.session_state.pop("tryon_result", None)
     edit = st.session_state.get("edit")
     if edit and edit.get("face_id") == face["id"]:
@@ -191,7 +196,14 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
             show_image(client, edit.get("image"), GRID_IMAGE_PX, "after: " + describe_strengths(edit))
         if st.button("Reset edits"):
             st.session_state.pop("edit", None)
+            st.session_state.pop("borrowed", None)
             st.rerun()
+
+
+def borrowed_edit(face: dict[str, Any]) -> dict[str, Any] | None:
+    """The edit of `face` that borrowed from another photo (the slider edits start from it), if any."""
+    borrowed: dict[str, Any] | None = st.session_state.get("borrowed")
+    return borrowed if borrowed is not None and borrowed.get("face_id") == face["id"] else None
 
 
 def describe_strengths(edit: dict[str, Any]) -> str:
@@ -235,7 +247,8 @@ def render_borrow(client: ApiClient, face: dict[str, Any]) -> None:
                 st.error(f"The {value} could not be borrowed: {exc.detail}")
                 return
         edit = next(e for e in client.get(f"/v1/faces/{face['id']}/edits") if e["id"] == edit["id"])
-    st.session_state["edit"] = {**edit, "borrowed": f"{what.lower()} of {photo_name(donor)}"}
+    edit = {**edit, "borrowed": f"{what.lower()} of {photo_name(donor)}"}
+    st.session_state["edit"] = st.session_state["borrowed"] = edit
     st.session_state.pop("tryon_result", None)
     st.rerun()  # Shows the before / after of the edits section.
 

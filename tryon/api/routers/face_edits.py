@@ -23,7 +23,7 @@ from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
 from tryon.api.records import save_image
-from tryon.api.routers.faces import projected_face
+from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import (
     CompositionCreate,
@@ -91,6 +91,7 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
         instruction=params.get("instruction"),
         keep=list(params.get("keep") or []),
         mix=params.get("mix"),
+        base_edit_id=params.get("base_edit_id"),
         compose=params.get("compose"),
         metrics=params.get("metrics"),
         error=job.error if job is not None and state == "failed" else None,
@@ -116,23 +117,32 @@ def _owned_face(session: Session, face_id: str, owner_id: str) -> Face:
 def create_edit(
     face_id: str, body: EditCreate, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep
 ) -> EditPublic:
-    """Edit one of the caller's projected faces (409 until its projection job has finished): mix in
-    layer groups of another of their projected faces (`mix`), then move it along named directions."""
+    """Edit one of the caller's projected faces (409 until its projection job has finished), or stack
+    on one of its edits (`base_edit_id`): mix in layer groups of another of their projected faces
+    (`mix`), then move it along named directions."""
     from tryon.face.edits import edit_latent
     from tryon.face.latent import FaceLatent
     from tryon.face.mixing import mix_styles
     from tryon.face.models import render_face
 
-    latent_sha = projected_face(session, face_id, principal.owner_id).latent_sha256
+    face = projected_face(session, face_id, principal.owner_id)
+    params: dict[str, Any] = {"instruction": body.instruction, "keep": body.keep}
+    latent_sha = face.latent_sha256
+    if body.base_edit_id is not None:
+        base = made_edit(session, body.base_edit_id, face)
+        latent_sha = base.latent_sha256
+        params["base_edit_id"] = base.id
+        # What the base took from other faces goes with this edit too (deleting them deletes it).
+        if sources := repo.edit_sources(base.params):
+            params["borrowed_from"] = sorted(sources)
     other_sha = projected_face(session, body.mix.face_id, principal.owner_id).latent_sha256 if body.mix else None
-    assert latent_sha is not None   # projected_face checked it.
+    assert latent_sha is not None   # projected_face / made_edit checked it.
     session.rollback()                  # No transaction stays open while the face renders.
     if not body.strengths and not (body.instruction and body.instruction.strip()) and body.mix is None:
         raise ApiError(400, "nothing to edit: give strengths (e.g. {\"age\": 10}), an instruction or a mix")
 
     models = face_models(runtime)
     latent = FaceLatent.from_bytes(runtime.blobs.get(latent_sha), name="the face's latent")
-    params: dict[str, Any] = {"instruction": body.instruction, "keep": body.keep}
     if body.mix is not None and other_sha is not None:
         other = FaceLatent.from_bytes(runtime.blobs.get(other_sha), name="the mixed face's latent")
         latent = mix_styles(latent, other, groups=body.mix.groups)

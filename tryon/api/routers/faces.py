@@ -24,7 +24,7 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import FacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Face, Job, JobStatus
+from tryon.db.models import Edit, Face, Job, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -107,6 +107,17 @@ def projected_face(session: Session, face_id: str, owner_id: str) -> Face:
         raise ApiError(409, f"face {face_id!r} is not projected yet (status {state!r}): wait for its projection "
                             "job (GET /v1/jobs/{id} of the face's projection_job) to succeed")
     return face
+
+
+def made_edit(session: Session, edit_id: str, face: Face) -> Edit:
+    """One of the edits of `face` (its owner's) that has a latent: 404 when not an edit of that face,
+    409 while a composition is still being made or after it failed."""
+    edit = repo.get_edit(session, edit_id=edit_id, owner_id=face.owner_id)
+    if edit is None or edit.face_id != face.id:
+        raise not_found(f"edit of face {face.id}", edit_id)
+    if edit.latent_sha256 is None:
+        raise ApiError(409, f"the edit {edit_id} is not made yet (a composition still running, or failed)")
+    return edit
 
 
 def _face_public(session: Session, face: Face) -> FacePublic:

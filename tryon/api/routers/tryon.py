@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.records import save_image
-from tryon.api.routers.faces import projected_face
+from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, Image, TryOn
@@ -187,11 +187,7 @@ def create_tryon(
     _check_edits(strengths, instruction)
     edit_id = body.edits.edit_id if body.edits else None
     if edit_id is not None:
-        edit = repo.get_edit(session, edit_id=edit_id, owner_id=principal.owner_id)
-        if edit is None or edit.face_id != face.id:
-            raise not_found(f"edit of face {face.id}", edit_id)
-        if edit.latent_sha256 is None:
-            raise ApiError(409, f"the edit {edit_id} is not made yet (a composition still running, or failed)")
+        made_edit(session, edit_id, face)
 
     row = repo.create_tryon(
         session,
