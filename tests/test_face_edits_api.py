@@ -102,25 +102,28 @@ def test_edit_a_projected_face(client: TestClient) -> None:
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []
 
 
-def test_mix_layer_groups_of_another_face(client: TestClient) -> None:
-    from tryon.db.models import Edit, Face
+def latent_of(client: TestClient, model: type, row_id: str) -> Any:
+    """The FaceLatent stored for a Face or Edit row."""
     from tryon.face.latent import FaceLatent
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.database.sessions() as session:
+        sha = session.get(model, row_id).latent_sha256
+    return FaceLatent.from_bytes(runtime.blobs.get(sha))
+
+
+def test_mix_layer_groups_of_another_face(client: TestClient) -> None:
+    from tryon.db.models import Edit, Face
+
     h = shopper(client)
     a, b = projected_face(client, h), projected_face(client, h)
 
-    def latent_of(model: type, row_id: str) -> FaceLatent:
-        with runtime.database.sessions() as session:
-            sha = session.get(model, row_id).latent_sha256
-        return FaceLatent.from_bytes(runtime.blobs.get(sha))
-
-    la, lb = latent_of(Face, a["id"]), latent_of(Face, b["id"])
+    la, lb = latent_of(client, Face, a["id"]), latent_of(client, Face, b["id"])
     r = client.post(f"/v1/faces/{a['id']}/edits", headers=h, json={"mix": {"face_id": b["id"], "groups": ["fine"]}})
     assert r.status_code == 201, r.text
     edit = r.json()
     assert edit["mix"] == {"face_id": b["id"], "groups": ["fine"]} and edit["strengths"] == {}
-    mixed = latent_of(Edit, edit["id"])
+    mixed = latent_of(client, Edit, edit["id"])
     from tryon.face.directions import layer_groups
 
     start = layer_groups(la.num_ws)["fine"][0]
@@ -130,7 +133,7 @@ def test_mix_layer_groups_of_another_face(client: TestClient) -> None:
     r = client.post(f"/v1/faces/{a['id']}/edits", headers=h,
                     json={"mix": {"face_id": b["id"], "groups": ["coarse", "middle", "fine"]}, "strengths": {"age": 5}})
     assert r.status_code == 201, r.text
-    both = latent_of(Edit, r.json()["id"])
+    both = latent_of(client, Edit, r.json()["id"])
     assert not (both.ws == lb.ws).all() and r.json()["strengths"] == {"age": 5.0}
 
     # Someone else's face is not found; an unknown group is a 400.
@@ -182,20 +185,14 @@ def test_an_edit_stacks_on_an_earlier_edit_and_goes_with_what_that_one_borrowed(
     import numpy as np
 
     from tryon.db.models import Edit, Face
-    from tryon.face.latent import FaceLatent
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     h = shopper(client)
     a, b = projected_face(client, h), projected_face(client, h)
-
-    def latent_of(model: type, row_id: str) -> FaceLatent:
-        with runtime.database.sessions() as session:
-            sha = session.get(model, row_id).latent_sha256
-        return FaceLatent.from_bytes(runtime.blobs.get(sha))
-
     url = f"/v1/faces/{a['id']}/edits"
     # (a and b are projections of one photo: the smile makes the base differ from the projection.)
-    mixed = client.post(url, headers=h, json={"mix": {"face_id": b["id"], "groups": ["fine"]}, "instruction": "smiling"}).json()
+    mix = {"face_id": b["id"], "groups": ["fine"]}
+    mixed = client.post(url, headers=h, json={"mix": mix, "instruction": "smiling"}).json()
     plain = client.post(url, headers=h, json={"strengths": {"age": 5}}).json()
     r = client.post(url, headers=h, json={"base_edit_id": mixed["id"], "strengths": {"age": 5}})
     assert r.status_code == 201, r.text
@@ -203,14 +200,14 @@ def test_an_edit_stacks_on_an_earlier_edit_and_goes_with_what_that_one_borrowed(
     assert stacked["base_edit_id"] == mixed["id"] and stacked["strengths"] == {"age": 5.0} and stacked["mix"] is None
     assert plain["base_edit_id"] is None and mixed["strengths"] == {"smile": 1.0}
     # The same move as on the projection, from the mixed latent.
-    la, lm = latent_of(Face, a["id"]), latent_of(Edit, mixed["id"])
-    ls, lp = latent_of(Edit, stacked["id"]), latent_of(Edit, plain["id"])
+    la, lm = latent_of(client, Face, a["id"]), latent_of(client, Edit, mixed["id"])
+    ls, lp = latent_of(client, Edit, stacked["id"]), latent_of(client, Edit, plain["id"])
     assert np.abs(ls.ws - lm.ws).max() > 1e-3 and np.abs(lm.ws - la.ws).max() > 1e-3
     np.testing.assert_allclose(ls.ws - lm.ws, lp.ws - la.ws, atol=1e-5)
     # Stacking again keeps the history of strengths.
     r = client.post(url, headers=h, json={"base_edit_id": stacked["id"], "strengths": {"glasses": 1}})
     assert r.status_code == 201, r.text
-    history = [e["strengths"] for e in latent_of(Edit, r.json()["id"]).meta["edits"]]
+    history = [e["strengths"] for e in latent_of(client, Edit, r.json()["id"]).meta["edits"]]
     assert history == [{"smile": 1.0}, {"age": 5.0}, {"glasses": 1.0}]
 
     # An edit of another face (or nobody's) is not found; one not made yet is a 409.
