@@ -169,3 +169,7 @@ def test_idempotent_upload_when_projection_is_installed(client: TestClient) -> N
         client, h, face_jpeg(orientation=3), name="b.jpg", content_type="image/jpeg", **{"Idempotency-Key": "u1"}
     )
     assert other.status_code == 409 and "different request" in other.json()["detail"]
+    # Once the face is deleted, the same request again says so instead of bringing it back.
+    assert client.delete(f"/v1/faces/{first.json()['id']}", headers=h).status_code == 204
+    gone = upload(client, h, face_jpeg(), name="a.jpg", content_type="image/jpeg", **{"Idempotency-Key": "u1"})
+    assert gone.status_code == 409 and "a face that was deleted" in gone.json()["detail"], gone.text

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
+from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
 from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.runtime import Runtime
@@ -186,14 +187,11 @@ def create_composition(
     if COMPOSE_JOB_KIND not in runtime.registry:
         raise ApiError(503, "face composition is not available in this service")
     request = {"face_id": face_id, **body.model_dump(mode="json")}
-    if idempotency_key:
-        earlier = repo.find_job_by_idempotency_key(session, owner_id=principal.owner_id, key=idempotency_key)
-        if earlier is not None:
-            repo.check_same_request(earlier, kind=COMPOSE_JOB_KIND, request=request)
-            edit = repo.get_edit(session, edit_id=str(earlier.payload.get("edit_id")), owner_id=principal.owner_id)
-            if edit is None:
-                raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to an edit that was deleted")
-            return JSONResponse(_edit_public(session, edit).model_dump(mode="json"), status_code=200)
+    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=COMPOSE_JOB_KIND,
+                       request=request, field="edit_id", what="an edit",
+                       load=lambda i: repo.get_edit(session, edit_id=i, owner_id=principal.owner_id))
+    if earlier is not None:
+        return JSONResponse(_edit_public(session, earlier).model_dump(mode="json"), status_code=200)
     if body.face_id == face_id:
         raise ApiError(400, "a composition takes a region of another face: face_id names the face itself")
     projected_face(session, face_id, principal.owner_id)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import FacePublic, image_public, job_public
@@ -170,16 +171,12 @@ def upload_face(
     data = read_upload(file, runtime.settings.max_upload_bytes)
     photo_sha = sha256_hex(data)
     project = PROJECT_JOB in runtime.registry
-    if project and idempotency_key:
-        earlier = repo.find_job_by_idempotency_key(session, owner_id=principal.owner_id, key=idempotency_key)
-        if earlier is not None:
-            repo.check_same_request(earlier, kind=PROJECT_JOB, request={"photo_sha256": photo_sha})
-            face_id = earlier.payload.get("face_id")
-            face = repo.get_face(session, face_id=face_id, owner_id=principal.owner_id) if face_id else None
-            if face is None:
-                raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to a face that was deleted")
-            response.status_code = status.HTTP_200_OK
-            return _face_public(session, face)
+    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key if project else None,
+                       kind=PROJECT_JOB, request={"photo_sha256": photo_sha}, field="face_id", what="a face",
+                       load=lambda i: repo.get_face(session, face_id=i, owner_id=principal.owner_id))
+    if earlier is not None:
+        response.status_code = status.HTTP_200_OK
+        return _face_public(session, earlier)
     session.rollback()
 
     image = decode_upload(data, name=name, runtime=runtime)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.fashion import GARMENT_TRANSFER_JOB, TRANSFER_STEPS
+from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
 from tryon.api.routers.faces import decode_upload, read_upload
 from tryon.api.runtime import Runtime
@@ -104,16 +105,12 @@ def _upload(
     data = read_upload(file, runtime.settings.max_upload_bytes)
     identity = {"photo_sha256": sha256_hex(data), "gender": gender, "seed": seed, "steps": steps}
     with runtime.database.sessions() as session:
-        if idempotency_key:
-            earlier = repo.find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
-            if earlier is not None:
-                repo.check_same_request(earlier, kind=GARMENT_TRANSFER_JOB, request=identity)
-                earlier_id = str(earlier.payload.get("garment_id"))
-                garment = repo.get_garment(session, garment_id=earlier_id, owner_id=owner_id)
-                if garment is None:
-                    raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to a deleted garment")
-                response.status_code = status.HTTP_200_OK
-                return garment_public(session, garment)
+        earlier = replayed(session, owner_id=owner_id, key=idempotency_key, kind=GARMENT_TRANSFER_JOB,
+                           request=identity, field="garment_id", what="a garment",
+                           load=lambda i: repo.get_garment(session, garment_id=i, owner_id=owner_id))
+        if earlier is not None:
+            response.status_code = status.HTTP_200_OK
+            return garment_public(session, earlier)
     pipeline = runtime.fashion.pipeline()  # 503 without a model, before anything is stored.
     if gender is not None:
         gender = pipeline.resolve_labels(gender=gender)[pipeline.column_for("gender")]  # 400 lists the genders.

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
+from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
 from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
@@ -172,14 +173,11 @@ def create_tryon(
     strengths = dict(body.edits.strengths) if body.edits else {}
     instruction = body.edits.instruction if body.edits else None
     request = body.model_dump(mode="json")
-    if idempotency_key:
-        earlier = repo.find_job_by_idempotency_key(session, owner_id=principal.owner_id, key=idempotency_key)
-        if earlier is not None:
-            repo.check_same_request(earlier, kind=RENDER_JOB, request=request)
-            row = repo.get_tryon(session, tryon_id=earlier.payload.get("tryon_id", ""), owner_id=principal.owner_id)
-            if row is None:
-                raise ApiError(409, f"the idempotency key {idempotency_key!r} belongs to a try-on that was deleted")
-            return JSONResponse(_tryon_public(session, row).model_dump(mode="json"), status_code=200)
+    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=RENDER_JOB,
+                       request=request, field="tryon_id", what="a try-on",
+                       load=lambda i: repo.get_tryon(session, tryon_id=i, owner_id=principal.owner_id))
+    if earlier is not None:
+        return JSONResponse(_tryon_public(session, earlier).model_dump(mode="json"), status_code=200)
     session.rollback()
 
     face = projected_face(session, body.face_id, principal.owner_id)
