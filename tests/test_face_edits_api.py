@@ -229,6 +229,37 @@ def test_an_edit_stacks_on_an_earlier_edit_and_goes_with_what_that_one_borrowed(
     assert {e["id"] for e in client.get(url, headers=h).json()} == {plain["id"], pending_id}
 
 
+def test_a_composition_into_an_earlier_edit(client: TestClient) -> None:
+    import numpy as np
+
+    from tryon.db.models import Edit
+
+    h = shopper(client)
+    a, b, c = (projected_face(client, h) for _ in range(3))
+    url = f"/v1/faces/{a['id']}/compositions"
+    mixed = client.post(f"/v1/faces/{a['id']}/edits", headers=h,
+                        json={"mix": {"face_id": b["id"], "groups": ["fine"]}, "instruction": "smiling"}).json()
+
+    def compose(**extra: Any) -> dict[str, Any]:
+        r = client.post(url, headers=h, json={"face_id": c["id"], "region": "eyes", "steps": 3, **extra})
+        assert r.status_code == 202, r.text
+        job = client.get(f"/v1/jobs/{r.json()['job']['id']}?wait=30", headers=h).json()
+        assert job["status"] == "succeeded", job
+        return dict(r.json())
+
+    plain, stacked = compose(), compose(base_edit_id=mixed["id"])
+    assert stacked["base_edit_id"] == mixed["id"] and plain["base_edit_id"] is None
+    assert stacked["compose"] == {"face_id": c["id"], "region": "eyes", "steps": 3}
+    lp, ls = latent_of(client, Edit, plain["id"]), latent_of(client, Edit, stacked["id"])
+    assert np.abs(lp.ws - ls.ws).max() > 1e-3, "composed into the mixed, smiling face, not the projection"
+
+    r = client.post(url, headers=h, json={"face_id": c["id"], "region": "eyes", "base_edit_id": "e_nobody"})
+    assert r.status_code == 404 and "e_nobody" in r.json()["detail"], r.text
+    # The stacked composition holds part of b (through the mix) and of c: deleting b deletes it.
+    assert client.delete(f"/v1/faces/{b['id']}", headers=h).status_code == 204
+    assert [e["id"] for e in client.get(f"/v1/faces/{a['id']}/edits", headers=h).json()] == [plain["id"]]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "phrase"),
     [

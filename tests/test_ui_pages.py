@@ -287,15 +287,18 @@ def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -
     at.selectbox(key="borrow-what").set_value("Colours")
     at.button[[b.label for b in at.button].index("Borrow")].click().run()
     assert_clean(at)
-    edit = at.session_state["edit"]
-    assert edit["mix"] == {"face_id": first["id"], "groups": ["fine"]} and edit["borrowed"] == "colours of photo 1"
+    colours = at.session_state["edit"]
+    assert colours["mix"] == {"face_id": first["id"], "groups": ["fine"]}
+    assert colours["borrowed"] == "colours of photo 1"
     assert any("after: colours of photo 1" in c for c in texts(at, "caption") + [m.value for m in at.markdown])
 
+    # A second borrow goes on top of the first.
     at.selectbox(key="borrow-what").set_value("Eyes").run()
     at.button[[b.label for b in at.button].index("Borrow")].click().run()
     assert_clean(at)
     borrowed = at.session_state["edit"]
     assert borrowed["compose"]["region"] == "eyes" and borrowed["status"] == "succeeded" and borrowed["image"]
+    assert borrowed["base_edit_id"] == colours["id"] and borrowed["borrowed"] == "colours of photo 1, eyes of photo 1"
 
     # Sliders stack on the borrowed eyes (they do not start again from the photo).
     at.slider(key="edit-smile").set_value(1.0).run()
@@ -303,8 +306,9 @@ def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -
     assert_clean(at)
     edit = at.session_state["edit"]
     assert edit["base_edit_id"] == borrowed["id"] and edit["strengths"] == {"smile": 1.0}
-    assert edit["borrowed"] == "eyes of photo 1"
-    assert any("after: eyes of photo 1, smile +1" in c for c in texts(at, "caption") + [m.value for m in at.markdown])
+    assert edit["borrowed"] == "colours of photo 1, eyes of photo 1"
+    shown = texts(at, "caption") + [m.value for m in at.markdown]
+    assert any("after: colours of photo 1, eyes of photo 1, smile +1" in c for c in shown), shown
 
     at.button[[b.label for b in at.button].index("Generate an outfit for me")].click().run()
     at.button(key="run-tryon").click().run()

@@ -176,6 +176,11 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
             if face is None or face.latent_sha256 is None:
                 raise InputError(f"face {face_id} no longer exists or is not projected")
             shas.append(face.latent_sha256)
+        if (edit.params or {}).get("base_edit_id"):  # Composed into an earlier edit of the face.
+            under = repo.get_edit(session, edit_id=str(edit.params["base_edit_id"]), owner_id=ctx.owner_id)
+            if under is None or under.latent_sha256 is None:
+                raise InputError(f"the edit {edit.params['base_edit_id']} this one stacks on was deleted")
+            shas[0] = under.latent_sha256
         base_id = edit.face_id
     base, donor = (FaceLatent.from_bytes(env.blobs.get(sha)) for sha in shas)
 

@@ -397,7 +397,7 @@ class EditCreate(BaseModel):
     )
 
 
-class CompositionCreate(BaseModel):
+class RegionBorrow(BaseModel):
     """A region of another of your projected faces, composed into this one by masked projection."""
 
     model_config = ConfigDict(
@@ -407,6 +407,17 @@ class CompositionCreate(BaseModel):
     face_id: str = Field(max_length=64, description="The face the region comes from (yours, projected).")
     region: Literal["eyes", "mouth", "nose", "hair"]
     steps: int = Field(100, ge=1, le=500, description="Optimisation steps (about 0.1 s each on one CPU core).")
+
+
+class CompositionCreate(RegionBorrow):
+    """A region of another of your projected faces, composed into this one (or into one of its edits)
+    by masked projection."""
+
+    base_edit_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Compose into this edit of the face (e.g. an earlier borrow) instead of its projection.",
+    )
 
 
 class EditPublic(BaseModel):
@@ -422,7 +433,7 @@ class EditPublic(BaseModel):
     keep: list[str] = Field(default_factory=list)
     mix: FaceMix | None = Field(None, description="The face and layer groups mixed in first, if any.")
     base_edit_id: str | None = Field(None, description="The edit this one stacks on, if any.")
-    compose: CompositionCreate | None = Field(None, description="The region composed in, for a composition.")
+    compose: RegionBorrow | None = Field(None, description="The region composed in, for a composition.")
     image: ImagePublic | None = Field(description="The edited face (null until made, or once deleted).")
     metrics: dict[str, float] | None = Field(None, description="A composition's PSNR inside / outside the region.")
     error: str | None = None

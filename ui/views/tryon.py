@@ -234,11 +234,13 @@ def render_borrow(client: ApiClient, face: dict[str, Any]) -> None:
         return
     donor = by_name[chosen]
     kind, value = BORROW[what]
+    under = borrowed_edit(face)  # What was borrowed before stays: this borrow goes on top of it.
+    on_top = {"base_edit_id": under["id"]} if under is not None else {}
     if kind == "groups":
         with st.spinner("Mixing…"):
-            edit = client.post(f"/v1/faces/{face['id']}/edits", {"mix": {"face_id": donor, "groups": value}})
+            edit = client.post(f"/v1/faces/{face['id']}/edits", {"mix": {"face_id": donor, "groups": value}, **on_top})
     else:
-        edit = client.post(f"/v1/faces/{face['id']}/compositions", {"face_id": donor, "region": value})
+        edit = client.post(f"/v1/faces/{face['id']}/compositions", {"face_id": donor, "region": value, **on_top})
         if edit.get("job") and edit.get("status") != "succeeded":
             report = progress_reporter(f"Borrowing the {value}")
             try:
@@ -247,7 +249,8 @@ def render_borrow(client: ApiClient, face: dict[str, Any]) -> None:
                 st.error(f"The {value} could not be borrowed: {exc.detail}")
                 return
         edit = next(e for e in client.get(f"/v1/faces/{face['id']}/edits") if e["id"] == edit["id"])
-    edit = {**edit, "borrowed": f"{what.lower()} of {photo_name(donor)}"}
+    label = f"{what.lower()} of {photo_name(donor)}"
+    edit = {**edit, "borrowed": f"{under['borrowed']}, {label}" if under is not None else label}
     st.session_state["edit"] = st.session_state["borrowed"] = edit
     st.session_state.pop("tryon_result", None)
     st.rerun()  # Shows the before / after of the edits section.

@@ -102,6 +102,13 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
     )
 
 
+def _stacked_on(base: Edit) -> dict[str, Any]:
+    """The params of an edit made on top of `base`: its id, and the faces it took from (deleting any of
+    them deletes the new edit too)."""
+    sources = repo.edit_sources(base.params)
+    return {"base_edit_id": base.id, **({"borrowed_from": sorted(sources)} if sources else {})}
+
+
 def _owned_face(session: Session, face_id: str, owner_id: str) -> Face:
     face = repo.get_face(session, face_id=face_id, owner_id=owner_id)
     if face is None:
@@ -132,10 +139,7 @@ def create_edit(
     if body.base_edit_id is not None:
         base = made_edit(session, body.base_edit_id, face)
         latent_sha = base.latent_sha256
-        params["base_edit_id"] = base.id
-        # What the base took from other faces goes with this edit too (deleting them deletes it).
-        if sources := repo.edit_sources(base.params):
-            params["borrowed_from"] = sorted(sources)
+        params.update(_stacked_on(base))
     other_sha = projected_face(session, body.mix.face_id, principal.owner_id).latent_sha256 if body.mix else None
     assert latent_sha is not None   # projected_face / made_edit checked it.
     session.rollback()                  # No transaction stays open while the face renders.
@@ -194,10 +198,13 @@ def create_composition(
         return JSONResponse(_edit_public(session, earlier).model_dump(mode="json"), status_code=200)
     if body.face_id == face_id:
         raise ApiError(400, "a composition takes a region of another face: face_id names the face itself")
-    projected_face(session, face_id, principal.owner_id)
+    face = projected_face(session, face_id, principal.owner_id)
     projected_face(session, body.face_id, principal.owner_id)
-    edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face_id,
-                            params={"compose": body.model_dump(mode="json")}, image_id=None, latent_sha256=None)
+    params: dict[str, Any] = {"compose": body.model_dump(mode="json", exclude={"base_edit_id"})}
+    if body.base_edit_id is not None:
+        params.update(_stacked_on(made_edit(session, body.base_edit_id, face)))
+    edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face_id, params=params,
+                            image_id=None, latent_sha256=None)
     session.commit()
     job, _ = runtime.queue.submit(owner_id=principal.owner_id, kind=COMPOSE_JOB_KIND, payload={"edit_id": edit.id},
                                   idempotency_key=idempotency_key, identity=request)
