@@ -18,6 +18,19 @@ def test_help_lists_the_core_verbs() -> None:
         assert verb in text
 
 
+def test_building_the_parser_imports_neither_torch_nor_numpy() -> None:
+    # Every call builds the whole parser (`tryon --help` too): the verbs import their work when they run.
+    code = (
+        "import sys\n"
+        "from tryon.cli import build_parser\n"
+        "verbs = build_parser()._subparsers._group_actions[0].choices\n"
+        "assert {'train', 'metrics', 'feature-net', 'face-encoder', 'face-directions'} <= set(verbs), verbs\n"
+        "heavy = [m for m in ('torch', 'numpy', 'PIL', 'sqlalchemy', 'fastapi', 'mediapipe') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_no_verb_prints_help_and_succeeds(capsys) -> None:
     assert main([]) == 0
     assert "usage: tryon" in capsys.readouterr().out

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.commands import GRID_FILE
 from tryon.errors import InputError
 from tryon.face.directions import (
     Direction,
@@ -57,7 +58,6 @@ from tryon.face.models import FaceModels, load_face_models, synthesize
 log = logging.getLogger(__name__)
 
 MODEL_CARD_FILE = "MODEL_CARD.md"
-GRID_FILE = "edits_grid.png"
 UNIT_STDS = 2.0                 # One unit of strength = this many stds of the samples along the direction.
 AGE_UNITS_PER_UNIT = 10.0       # Age counts in tenths of a unit ("years-ish").
 NUM_COMPONENTS = 8              # SeFa and GANSpace components kept.
@@ -545,32 +545,6 @@ def _fmt(value: Any) -> str:
 
 # ----------------------------------------------------------------------------------------------------
 # CLI.
-
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "face-directions",
-        help="fit the face edit directions (InterFaceGAN, SeFa, GANSpace, pose) for a face generator",
-        description=(
-            "Sample and render faces, label them with the attribute classifier, fit attribute directions "
-            "(InterFaceGAN), SeFa and GANSpace components and a pose direction, and save them with a model card. "
-            "About 7 minutes for 4,000 samples on one busy CPU thread."
-        ),
-    )
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="folder to write (e.g. tryon/assets/face_directions)")
-    parser.add_argument("--checkpoint", metavar="DIR", help="face checkpoint folder (default: tryon/assets/face)")
-    parser.add_argument("--classifier", metavar="DIR",
-                        help="attribute classifier folder (default: the shipped face_features)")
-    parser.add_argument("--samples", type=int, default=4000, help="w samples to render and label (default 4000)")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out share (default 0.2)")
-    parser.add_argument("--probe", type=int, default=32, help="held-out faces per measurement (default 32)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: torch's)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-grid", action="store_true", help=f"do not write {GRID_FILE}")
-    parser.add_argument("--force", action="store_true", help="replace the directions in DIR")
-    parser.set_defaults(func=run_face_directions_cli)
 
 
 def run_face_directions_cli(args: argparse.Namespace) -> int:

@@ -300,32 +300,6 @@ def model_card(result: TrainedEncoder, *, models: FaceModels, data: str, command
 # CLI.
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "face-encoder",
-        help="train the face encoder (image -> W+) for a face generator",
-        description="Train the e4e-like FaceEncoder on generated (w, image) pairs and real aligned faces, and "
-        "save it as a checkpoint with a MODEL_CARD.md (see training/face_encoder.py).",
-    )
-    p.add_argument("--out", required=True, metavar="DIR", help="output checkpoint folder (tryon/assets/face_encoder)")
-    p.add_argument("--face", default=None, metavar="DIR", help="face checkpoint (G_ema + D); default the shipped one")
-    p.add_argument("--data", default="data/faces64.zip", metavar="ZIP", help="aligned real faces (tryon dataset faces)")
-    p.add_argument("--minutes", type=float, default=15.0, help="training loop budget, minutes (default 15)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N latent steps")
-    p.add_argument("--pool", type=int, default=512, help="generated pairs (default 512)")
-    p.add_argument("--batch", type=int, default=32, help="generated pairs per latent step")
-    p.add_argument("--real-batch", type=int, default=8, help="real faces per image step")
-    p.add_argument("--image-every", type=int, default=1, help="an image step after every N latent steps")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--max-real", type=int, default=None, help="use at most N training faces")
-    p.add_argument("--eval-real", type=int, default=64, help="held-out faces measured at the end")
-    p.add_argument("--eval-pairs", type=int, default=256, help="fresh generated pairs measured at the end")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
-    p.set_defaults(func=run_face_encoder_cli)
-
-
 def _command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (recorded in config.json and the model card)."""
     parts = ["tryon", "face-encoder", "--out", str(args.out), "--data", str(args.data), "--minutes", str(args.minutes)]

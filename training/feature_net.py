@@ -504,37 +504,6 @@ def model_card(result: TrainedFeatureNet, *, data: str, command: str, training: 
 # CLI: `tryon feature-net`.
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "feature-net",
-        help="train the domain feature network that `tryon metrics` measures images with",
-        description=(
-            "Train a small multi-head classifier on a dataset zip's labels (one head per label column) "
-            "and save it as a checkpoint folder with a MODEL_CARD.md. Its embedding is the feature space "
-            "of FD / KID / precision-recall, its heads measure conditional accuracy. CPU, minutes."
-        ),
-    )
-    parser.add_argument("--data", required=True, metavar="X.zip", help="dataset zip (images + dataset.json labels)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the training split (default 10)")
-    parser.add_argument("--val-split", type=float, default=0.1, metavar="F",
-                        help="held-out share for validation and for the metrics' real set (default 0.1)")
-    parser.add_argument("--data-note", metavar="TEXT",
-                        help="how the dataset zip was made (e.g. its `tryon dataset` command), for the model card")
-    parser.add_argument("--columns", metavar="A,B", help="label columns to learn (default: all)")
-    parser.add_argument("--resolution", type=int, default=64, help="network input resolution (default 64)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 0.002)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-images", type=int, metavar="N", help="use only the first N images")
-    parser.add_argument("--no-xflip", action="store_true", help="do not augment with horizontal flips")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads (default: torch's; 1 is often faster on a busy machine)")
-    parser.add_argument("--force", action="store_true", help="replace DIR if it is an existing checkpoint")
-    parser.set_defaults(func=run_feature_net_cli)
-
-
 def open_dataset(path: str | os.PathLike[str]) -> LabelledImages:
     """Open a dataset zip with its labels (`datasets.ImageZipDataset` raises InputError when unusable)."""
     from datasets import ImageZipDataset

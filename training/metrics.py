@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.commands import ALL_METRICS, INCEPTION_FILE
 from training.feature_net import (
     FeatureNet,
     LabelledImages,
@@ -54,8 +55,6 @@ from tryon.errors import InputError
 
 log = logging.getLogger(__name__)
 
-ALL_METRICS = ("fd", "kid", "pr", "cond_acc")
-INCEPTION_FILE = "inception-2015-12-05.pt"
 
 # ----------------------------------------------------------------------------------------------------
 # The metrics, on feature arrays.
@@ -437,41 +436,6 @@ def _conditional_accuracy(
 
 # ----------------------------------------------------------------------------------------------------
 # CLI: `tryon metrics`.
-
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "metrics",
-        help="measure a generator checkpoint: FD, KID, precision/recall, conditional accuracy",
-        description=(
-            "Generate images with a checkpoint and compare them with the real images of a dataset zip "
-            "that the domain feature network never trained on: Fréchet distance, KID and precision/"
-            "recall in that network's feature space, and conditional accuracy (how often the requested "
-            "label is recovered). With --inception, also standard FID/KID. Prints a table; --json writes one."
-        ),
-    )
-    parser.add_argument("--checkpoint", required=True, metavar="DIR", help="generator checkpoint folder")
-    parser.add_argument("--data", required=True, metavar="Y.zip", help="dataset zip with the real images")
-    parser.add_argument("--feature-net", metavar="DIR",
-                        help="feature network checkpoint (default: the one in tryon/assets matching the labels)")
-    parser.add_argument("--num-gen", type=int, default=2000, metavar="N", help="images to generate (default 2000)")
-    parser.add_argument("--metrics", default=",".join(ALL_METRICS), metavar="LIST",
-                        help=f"comma-separated, from {','.join(ALL_METRICS)} (default: all)")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    parser.add_argument("--inception", metavar="PATH",
-                        help=f"NVlabs' TorchScript {INCEPTION_FILE}: adds standard FID/KID (never downloaded)")
-    parser.add_argument("--network", default="G_ema", help="network in the checkpoint (default G_ema)")
-    parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1 = none)")
-    parser.add_argument("--noise-mode", choices=("random", "const", "none"), default="random",
-                        help="the G's per-pixel noise: random (NVlabs' metrics), const (what the services render), "
-                             "none")
-    parser.add_argument("--real", choices=("heldout", "all"), default="heldout",
-                        help="real images: the feature net's held-out split (default) or all of them")
-    parser.add_argument("--max-real", type=int, metavar="N", help="use at most N real images")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.set_defaults(func=run_metrics_cli)
 
 
 def assets_dir() -> Path:
