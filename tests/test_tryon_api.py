@@ -272,3 +272,48 @@ def test_a_tryon_of_an_edit_uses_its_latent_and_goes_with_the_face_it_borrowed_f
     assert client.get(f"/v1/tryon/{plain['id']}", headers=alice).json()["status"] == "succeeded"
     with runtime.database.sessions() as session:
         assert repo.get_edit(session, edit_id=edit_id, owner_id=alice_id) is None
+
+
+def test_deleting_an_edit_deletes_the_edits_stacked_on_it_and_their_tryons(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    alice, alice_id = session_of(client)
+    face = make_face(client, alice_id, seed=1)
+    outfit = make_outfit(client, alice)
+    edits_url = f"/v1/faces/{face}/edits"
+
+    def edit(**body: Any) -> dict[str, Any]:
+        r = client.post(edits_url, headers=alice, json=body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def tryon(edit_id: str) -> dict[str, Any]:
+        body = {"face_id": face, "outfit_id": outfit["id"], "edits": {"edit_id": edit_id}}
+        r = client.post("/v1/tryon", headers=alice, json=body)
+        assert r.status_code == 202, r.text
+        assert wait_job(client, r.json()["job"]["id"], alice)["status"] == "succeeded"
+        return dict(client.get(f"/v1/tryon/{r.json()['id']}", headers=alice).json())
+
+    smile = edit(strengths={"smile": 1})
+    older = edit(base_edit_id=smile["id"], strengths={"age": 5})
+    glasses = edit(base_edit_id=older["id"], strengths={"glasses": 1})
+    other = edit(strengths={"age": -5})
+    doomed_tryon, kept_tryon = tryon(glasses["id"]), tryon(other["id"])
+    with runtime.database.sessions() as session:
+        latents = {e["id"]: repo.get_edit(session, edit_id=e["id"], owner_id=alice_id).latent_sha256
+                   for e in (smile, older, glasses, other)}
+
+    bob, _ = session_of(client)
+    assert client.delete(f"{edits_url}/{smile['id']}", headers=bob).status_code == 404
+    assert client.delete(f"{edits_url}/{smile['id']}", headers=alice).status_code == 204
+    assert [e["id"] for e in client.get(edits_url, headers=alice).json()] == [other["id"]]
+    for gone in (smile, older, glasses):
+        assert client.get(gone["image"]["url"], headers=alice).status_code == 404
+        assert not runtime.blobs.exists(latents[gone["id"]])
+    assert client.get(f"/v1/tryon/{doomed_tryon['id']}", headers=alice).status_code == 404
+    assert client.get(doomed_tryon["image"]["url"], headers=alice).status_code == 404
+    # The face, its other edit and that edit's try-on stay.
+    assert client.get(f"/v1/faces/{face}", headers=alice).status_code == 200
+    assert runtime.blobs.exists(latents[other["id"]])
+    assert client.get(f"/v1/tryon/{kept_tryon['id']}", headers=alice).json()["status"] == "succeeded"
+    r = client.delete(f"{edits_url}/{smile['id']}", headers=alice)
+    assert r.status_code == 404 and smile["id"] in r.json()["detail"], r.text

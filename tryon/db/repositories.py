@@ -332,27 +332,58 @@ def delete_face(session: Session, *, face_id: str, owner_id: str) -> list[str] |
     face = get_face(session, face_id=face_id, owner_id=owner_id)
     if face is None:
         return None
-    shas = set(session.scalars(select(Image.blob_sha256).where(Image.face_id == face_id)))
+    # Edits of the owner's other faces that took something from this one (a mix, a composed region),
+    # with the try-ons made from them.
+    borrowed = [e for e in session.scalars(select(Edit).where(Edit.owner_id == owner_id, Edit.face_id != face_id))
+                if face_id in edit_sources(e.params)]
+    shas = _delete_edit_rows(session, owner_id=owner_id, edits=borrowed)
+    shas.update(session.scalars(select(Image.blob_sha256).where(Image.face_id == face_id)))
     shas.update(s for s in session.scalars(select(Edit.latent_sha256).where(Edit.face_id == face_id)) if s)
     if face.latent_sha256:
         shas.add(face.latent_sha256)
-    # Edits of the owner's other faces that took something from this one (a mix, a composed region).
-    borrowed = [e for e in session.scalars(select(Edit).where(Edit.owner_id == owner_id, Edit.face_id != face_id))
-                if face_id in edit_sources(e.params)]
-    borrowed_ids = {e.id for e in borrowed}
-    # ... and the try-ons made from those edits.
-    borrowed_tryons = [t for t in session.scalars(select(TryOn).where(TryOn.owner_id == owner_id,
-                                                                       TryOn.face_id != face_id))
-                       if (t.edits or {}).get("edit_id") in borrowed_ids]
-    borrowed_images = [e.image_id for e in borrowed if e.image_id] + [t.image_id for t in borrowed_tryons if t.image_id]
-    shas.update(session.scalars(select(Image.blob_sha256).where(Image.id.in_(borrowed_images))))
-    shas.update(e.latent_sha256 for e in borrowed if e.latent_sha256)
     # Children first, explicitly (the ON DELETE CASCADE of the schema is the safety net).
-    session.execute(delete(TryOn).where(or_(TryOn.face_id == face_id, TryOn.id.in_([t.id for t in borrowed_tryons]))))
-    session.execute(delete(Edit).where(or_(Edit.face_id == face_id, Edit.id.in_(borrowed_ids))))
-    session.execute(delete(Image).where(or_(Image.face_id == face_id, Image.id.in_(borrowed_images))))
+    session.execute(delete(TryOn).where(TryOn.face_id == face_id))
+    session.execute(delete(Edit).where(Edit.face_id == face_id))
+    session.execute(delete(Image).where(Image.face_id == face_id))
     session.delete(face)
     return drop_unreferenced_blobs(session, shas=shas)
+
+
+def delete_edit(session: Session, *, edit_id: str, face_id: str, owner_id: str) -> list[str] | None:
+    """Delete an edit of a face, the edits stacked on it (`params["base_edit_id"]`, to any depth), the
+    try-ons made from any of them, and their images and latents.
+
+    Returns the digests of blobs nobody refers to any more (for `purge_blob_files` after the commit),
+    or None when the owner's face has no such edit.
+    """
+    edit = get_edit(session, edit_id=edit_id, owner_id=owner_id)
+    if edit is None or edit.face_id != face_id:
+        return None
+    siblings = list_edits(session, face_id=face_id, owner_id=owner_id)
+    doomed, grew = {edit.id}, True
+    while grew:
+        stacked = {e.id for e in siblings if (e.params or {}).get("base_edit_id") in doomed}
+        grew = not stacked <= doomed
+        doomed |= stacked
+    shas = _delete_edit_rows(session, owner_id=owner_id, edits=[e for e in siblings if e.id in doomed])
+    return drop_unreferenced_blobs(session, shas=shas)
+
+
+def _delete_edit_rows(session: Session, *, owner_id: str, edits: Sequence[Edit]) -> set[str]:
+    """Delete these edits of the owner with the try-ons made from them and the images of both; returns
+    the digests their rows referred to (for `drop_unreferenced_blobs`)."""
+    ids = {e.id for e in edits}
+    if not ids:
+        return set()
+    tryons = [t for t in session.scalars(select(TryOn).where(TryOn.owner_id == owner_id))
+              if (t.edits or {}).get("edit_id") in ids]
+    images = [e.image_id for e in edits if e.image_id] + [t.image_id for t in tryons if t.image_id]
+    shas = set(session.scalars(select(Image.blob_sha256).where(Image.id.in_(images))))
+    shas.update(e.latent_sha256 for e in edits if e.latent_sha256)
+    session.execute(delete(TryOn).where(TryOn.id.in_([t.id for t in tryons])))
+    session.execute(delete(Edit).where(Edit.id.in_(ids)))
+    session.execute(delete(Image).where(Image.id.in_(images)))
+    return shas
 
 
 def edit_sources(params: dict[str, Any] | None) -> set[str]:

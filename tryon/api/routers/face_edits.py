@@ -1,4 +1,5 @@
-"""Face edits: GET /v1/edits/directions, POST and GET /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions.
+"""Face edits: GET /v1/edits/directions, POST and GET /v1/faces/{id}/edits, DELETE /v1/faces/{id}/edits/{edit_id},
+POST /v1/faces/{id}/compositions.
 
 An edit moves the face's projected latent (faces.latent_sha256, written by the `face.project` job)
 along fitted directions (tryon.face.edits), optionally after mixing in layer groups of another of the
@@ -219,3 +220,17 @@ def list_edits(face_id: str, principal: ShopperDep, session: SessionDep) -> list
     """The caller's edits of one of their faces, oldest first."""
     _owned_face(session, face_id, principal.owner_id)
     return [_edit_public(session, e) for e in repo.list_edits(session, face_id=face_id, owner_id=principal.owner_id)]
+
+
+@router.delete(
+    "/faces/{face_id}/edits/{edit_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_docs(401, 403, 404)
+)
+def delete_edit(face_id: str, edit_id: str, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep) -> None:
+    """Delete one of the caller's edits, the edits stacked on it, the try-ons made from any of them, and
+    their images and latents (the face and its other edits stay)."""
+    _owned_face(session, face_id, principal.owner_id)
+    dropped = repo.delete_edit(session, edit_id=edit_id, face_id=face_id, owner_id=principal.owner_id)
+    if dropped is None:
+        raise not_found(f"edit of face {face_id}", edit_id)
+    session.commit()
+    repo.purge_blob_files(session, blobs=runtime.blobs, shas=dropped)
