@@ -164,6 +164,10 @@ def test_compose_a_region_of_another_face_and_delete_the_donor(client: TestClien
     assert job["status"] == "succeeded", job
     (listed,) = client.get(f"/v1/faces/{a['id']}/edits", headers=h).json()
     assert listed["id"] == edit["id"] and listed["status"] == "succeeded"
+    assert client.get(f"/v1/faces/{a['id']}/edits/{edit['id']}", headers=h).json() == listed
+    for face_id, headers in ((b["id"], h), (a["id"], shopper(client))):  # Another face's edit; someone else.
+        r = client.get(f"/v1/faces/{face_id}/edits/{edit['id']}", headers=headers)
+        assert r.status_code == 404, r.text
     assert set(listed["metrics"]) >= {"psnr_inside", "psnr_outside"} and listed["image"]["kind"] == "face_edit"
     assert client.get(listed["image"]["url"], headers=h).status_code == 200
 

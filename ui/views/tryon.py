@@ -3,7 +3,7 @@
 groups), the composite on the chosen outfit, before/after, download, and "delete my photos".
 
 API: POST /v1/faces, GET/DELETE /v1/faces/{id}, GET /v1/jobs/{id}, GET /v1/edits/directions,
-POST /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions (+ its job), GET /v1/faces/{id}/edits,
+POST /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions (+ its job), GET /v1/faces/{id}/edits/{id},
 POST /v1/tryon (+ its job), POST /v1/outfits (when no outfit is chosen).
 
 State (st.session_state): face (FacePublic), face_ids (every face uploaded in this browser
@@ -248,7 +248,7 @@ def render_borrow(client: ApiClient, face: dict[str, Any]) -> None:
             except JobFailedError as exc:
                 st.error(f"The {value} could not be borrowed: {exc.detail}")
                 return
-        edit = next(e for e in client.get(f"/v1/faces/{face['id']}/edits") if e["id"] == edit["id"])
+        edit = client.get(f"/v1/faces/{face['id']}/edits/{edit['id']}")
     label = f"{what.lower()} of {photo_name(donor)}"
     edit = {**edit, "borrowed": f"{under['borrowed']}, {label}" if under is not None else label}
     st.session_state["edit"] = st.session_state["borrowed"] = edit

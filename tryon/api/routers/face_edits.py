@@ -1,5 +1,5 @@
-"""Face edits: GET /v1/edits/directions, POST and GET /v1/faces/{id}/edits, DELETE /v1/faces/{id}/edits/{edit_id},
-POST /v1/faces/{id}/compositions.
+"""Face edits: GET /v1/edits/directions, POST and GET /v1/faces/{id}/edits, GET and DELETE
+/v1/faces/{id}/edits/{edit_id}, POST /v1/faces/{id}/compositions.
 
 An edit moves the face's projected latent (faces.latent_sha256, written by the `face.project` job)
 along fitted directions (tryon.face.edits), optionally after mixing in layer groups of another of the
@@ -220,6 +220,16 @@ def list_edits(face_id: str, principal: ShopperDep, session: SessionDep) -> list
     """The caller's edits of one of their faces, oldest first."""
     _owned_face(session, face_id, principal.owner_id)
     return [_edit_public(session, e) for e in repo.list_edits(session, face_id=face_id, owner_id=principal.owner_id)]
+
+
+@router.get("/faces/{face_id}/edits/{edit_id}", response_model=EditPublic, responses=error_docs(401, 403, 404))
+def get_edit(face_id: str, edit_id: str, principal: ShopperDep, session: SessionDep) -> EditPublic:
+    """One of the caller's edits of one of their faces (a composition: its status, then its image)."""
+    _owned_face(session, face_id, principal.owner_id)
+    edit = repo.get_edit(session, edit_id=edit_id, owner_id=principal.owner_id)
+    if edit is None or edit.face_id != face_id:
+        raise not_found(f"edit of face {face_id}", edit_id)
+    return _edit_public(session, edit)
 
 
 @router.delete(
