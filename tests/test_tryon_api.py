@@ -317,3 +317,34 @@ def test_deleting_an_edit_deletes_the_edits_stacked_on_it_and_their_tryons(clien
     assert client.get(f"/v1/tryon/{kept_tryon['id']}", headers=alice).json()["status"] == "succeeded"
     r = client.delete(f"{edits_url}/{smile['id']}", headers=alice)
     assert r.status_code == 404 and smile["id"] in r.json()["detail"], r.text
+
+
+def test_deleting_a_tryon_deletes_its_image_and_nothing_else(client: TestClient) -> None:
+    from tryon.db.models import Image as ImageRow
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    alice, alice_id = session_of(client)
+    face = make_face(client, alice_id, seed=1)
+    outfit = make_outfit(client, alice)
+    made = []
+    for _ in range(2):  # The same request twice: the same pixels, stored once.
+        r = client.post("/v1/tryon", headers=alice, json={"face_id": face, "outfit_id": outfit["id"]})
+        assert wait_job(client, r.json()["job"]["id"], alice)["status"] == "succeeded"
+        made.append(client.get(f"/v1/tryon/{r.json()['id']}", headers=alice).json())
+    gone, kept = made
+    with runtime.database.sessions() as session:
+        (sha,) = {session.get(ImageRow, t["image"]["id"]).blob_sha256 for t in made}
+
+    bob, _ = session_of(client)
+    assert client.delete(f"/v1/tryon/{gone['id']}", headers=bob).status_code == 404
+    assert client.delete(f"/v1/tryon/{gone['id']}", headers=alice).status_code == 204
+    assert client.get(f"/v1/tryon/{gone['id']}", headers=alice).status_code == 404
+    assert client.get(gone["image"]["url"], headers=alice).status_code == 404
+    assert [t["id"] for t in client.get("/v1/tryon", headers=alice).json()] == [kept["id"]]
+    assert client.get(f"/v1/faces/{face}", headers=alice).status_code == 200
+    r = client.delete(f"/v1/tryon/{gone['id']}", headers=alice)
+    assert r.status_code == 404 and gone["id"] in r.json()["detail"], r.text
+    # The file goes with its last reference.
+    assert runtime.blobs.exists(sha) and client.get(kept["image"]["url"], headers=alice).status_code == 200
+    assert client.delete(f"/v1/tryon/{kept['id']}", headers=alice).status_code == 204
+    assert not runtime.blobs.exists(sha)

@@ -314,8 +314,21 @@ def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -
     at.button(key="run-tryon").click().run()
     assert_clean(at)
     result = at.session_state["tryon_result"]
-    tryon = ApiClient(api.url, token=at.session_state["session_token"]).get(f"/v1/tryon/{result['id']}")
+    shopper = ApiClient(api.url, token=at.session_state["session_token"])
+    tryon = shopper.get(f"/v1/tryon/{result['id']}")
     assert tryon["edits"]["edit_id"] == edit["id"] and tryon["status"] == "succeeded"
+    assert not [b for b in at.button if (b.key or "").startswith("del-tryon-")], "the one shown is not repeated"
+
+    # A second try-on: the first moves to "Your earlier try-ons", where it can be deleted.
+    at.button(key="run-tryon").click().run()
+    assert_clean(at)
+    second = at.session_state["tryon_result"]
+    assert second["id"] != result["id"]
+    assert "Your earlier try-ons" in texts(at, "subheader") + [m.value for m in at.markdown]
+    at.button(key=f"del-tryon-{result['id']}").click().run()
+    assert_clean(at)
+    assert [t["id"] for t in shopper.get("/v1/tryon")] == [second["id"]]
+    assert not [b for b in at.button if (b.key or "").startswith("del-tryon-")]
 
 
 # --- Designer studio ----------------------------------------------------------------------------

@@ -720,6 +720,20 @@ def get_tryon(session: Session, *, tryon_id: str, owner_id: str | None = None) -
     return session.scalar(query)
 
 
+def delete_tryon(session: Session, *, tryon_id: str, owner_id: str) -> list[str] | None:
+    """Delete one of the owner's try-ons and its image. Returns the digests of blobs nobody refers to
+    any more (for `purge_blob_files` after the commit), or None when the owner has no such try-on."""
+    row = get_tryon(session, tryon_id=tryon_id, owner_id=owner_id)
+    if row is None:
+        return None
+    image = session.get(Image, row.image_id) if row.image_id else None
+    session.delete(row)
+    if image is None:
+        return []
+    session.delete(image)
+    return drop_unreferenced_blobs(session, shas=[image.blob_sha256])
+
+
 # ----------------------------------------------------------------------------------------------------
 # Catalog and garments (B1).
 

@@ -4,7 +4,7 @@ groups), the composite on the chosen outfit, before/after, download, and "delete
 
 API: POST /v1/faces, GET/DELETE /v1/faces/{id}, GET /v1/jobs/{id}, GET /v1/edits/directions,
 POST /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions (+ its job), GET /v1/faces/{id}/edits/{id},
-POST /v1/tryon (+ its job), POST /v1/outfits (when no outfit is chosen).
+POST /v1/tryon (+ its job), GET /v1/tryon, DELETE /v1/tryon/{id}, POST /v1/outfits (when no outfit is chosen).
 
 State (st.session_state): face (FacePublic), face_ids (every face uploaded in this browser
 session, for "delete my photos"), upload_id (the uploaded file already sent), edit (EditPublic),
@@ -41,6 +41,8 @@ CONSENT = (
     "I agree that my photo is processed to make my try-on images. It is kept, with everything made from "
     "it, until I delete it here, and deleted anyway once my shopping session has expired."
 )
+HISTORY_SIZE = 12                       # Earlier try-ons shown, newest first.
+HISTORY_COLUMNS = 4
 SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
 FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result")  # upload_id stays: a file is sent once.
 # What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
@@ -329,6 +331,30 @@ def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
         )
 
 
+def render_history(client: ApiClient) -> None:
+    """The session's earlier try-ons (GET /v1/tryon, newest first), each with a delete button; the one
+    shown above as "you in it" is left out."""
+    shown = (st.session_state.get("tryon_result") or {}).get("id")
+    earlier = [t for t in client.get("/v1/tryon", limit=HISTORY_SIZE) if t.get("image") and t["id"] != shown]
+    if not earlier:
+        return
+    st.subheader("Your earlier try-ons")
+    for slot, tryon in zip(st.columns(HISTORY_COLUMNS) * HISTORY_SIZE, earlier, strict=False):
+        with slot:
+            show_image(client, tryon["image"], GRID_IMAGE_PX, f"{tryon['created_at'][:16].replace('T', ' ')} UTC")
+            st.button("Delete", key=f"del-tryon-{tryon['id']}", icon=":material/delete:", on_click=_delete_tryon,
+                      args=(client, tryon["id"]))
+
+
+def _delete_tryon(client: ApiClient, tryon_id: str) -> None:
+    """A try-on's "Delete" callback (runs before the page, which then shows the list without it)."""
+    try:
+        client.delete(f"/v1/tryon/{tryon_id}")
+    except ApiError as exc:
+        if exc.status != 404:  # 404: already gone.
+            st.session_state["delete_message"] = ("error", f"That try-on was not deleted. {exc.message}")
+
+
 def _delete_clicked(client: ApiClient) -> None:
     """The "Delete my photos" callback (runs before the page, so that the page shows the result)."""
     try:
@@ -354,6 +380,9 @@ def render() -> None:
             "Delete my photos", key="delete-photos", icon=":material/delete:", on_click=_delete_clicked, args=(client,)
         )
     if st.session_state.get("face") is None:
+        if st.session_state.get("face_ids"):  # Another photo is being chosen: the try-ons stay in view.
+            with reported_errors():
+                render_history(client)
         return
     with reported_errors():
         follow_projection(client)
@@ -372,3 +401,5 @@ def render() -> None:
     st.divider()
     with reported_errors():
         render_tryon(client, face)
+    with reported_errors():
+        render_history(client)

@@ -228,6 +228,16 @@ def get_tryon(tryon_id: str, principal: ShopperDep, session: SessionDep) -> TryO
     return _tryon_public(session, row)
 
 
+@router.delete("/tryon/{tryon_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_docs(401, 403, 404))
+def delete_tryon(tryon_id: str, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep) -> None:
+    """Delete one of the caller's try-ons and its image (a render still running stores nothing)."""
+    dropped = repo.delete_tryon(session, tryon_id=tryon_id, owner_id=principal.owner_id)
+    if dropped is None:
+        raise not_found("try-on", tryon_id)
+    session.commit()
+    repo.purge_blob_files(session, blobs=runtime.blobs, shas=dropped)
+
+
 # ----------------------------------------------------------------------------------------------------
 # The job.
 
