@@ -158,6 +158,8 @@ def create_edit(
     params["strengths"] = edited.meta["edits"][-1]["strengths"]
 
     face = _owned_face(session, face_id, principal.owner_id)  # Still there?
+    if body.base_edit_id is not None:  # And the edit it stacks on (deleted while this one rendered)?
+        made_edit(session, body.base_edit_id, face)
     blob = repo.store_blob(session, blobs=runtime.blobs, data=edited.to_bytes(), media_type=LATENT_MEDIA_TYPE)
     stored = save_image(session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image,
                         kind=EDIT_IMAGE_KIND, face_id=face.id)
