@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
+from tryon.api.errors import not_found
 from tryon.api.fashion import OutfitSpec
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
@@ -70,3 +71,12 @@ def save_outfit(
         image_id=stored.id,
     )
     return outfit, stored
+
+
+def finish_deletion(session: Session, *, blobs: BlobStore, dropped: list[str] | None, what: str, row_id: str) -> None:
+    """After a repository delete: 404 when there was no such row (`dropped` is None), else commit and
+    remove the files of the blobs nobody refers to any more."""
+    if dropped is None:
+        raise not_found(what, row_id)
+    session.commit()
+    repo.purge_blob_files(session, blobs=blobs, shas=dropped)

@@ -24,7 +24,7 @@ from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
 from tryon.api.idempotency import replayed
-from tryon.api.records import save_image
+from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import (
@@ -242,7 +242,4 @@ def delete_edit(face_id: str, edit_id: str, principal: ShopperDep, session: Sess
     their images and latents (the face and its other edits stay)."""
     _owned_face(session, face_id, principal.owner_id)
     dropped = repo.delete_edit(session, edit_id=edit_id, face_id=face_id, owner_id=principal.owner_id)
-    if dropped is None:
-        raise not_found(f"edit of face {face_id}", edit_id)
-    session.commit()
-    repo.purge_blob_files(session, blobs=runtime.blobs, shas=dropped)
+    finish_deletion(session, blobs=runtime.blobs, dropped=dropped, what=f"edit of face {face_id}", row_id=edit_id)

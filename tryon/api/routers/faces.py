@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.records import save_image
+from tryon.api.records import finish_deletion, save_image
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import FacePublic, image_public, job_public
 from tryon.db import repositories as repo
@@ -240,7 +240,4 @@ def get_face(face_id: str, principal: ShopperDep, session: SessionDep) -> FacePu
 def delete_face(face_id: str, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep) -> None:
     """Delete the face: its photo, its latents, its edits and try-ons, and every image derived from it."""
     dropped = repo.delete_face(session, face_id=face_id, owner_id=principal.owner_id)
-    if dropped is None:
-        raise not_found("face", face_id)
-    session.commit()
-    repo.purge_blob_files(session, blobs=runtime.blobs, shas=dropped)
+    finish_deletion(session, blobs=runtime.blobs, dropped=dropped, what="face", row_id=face_id)

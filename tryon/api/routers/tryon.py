@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.records import save_image
+from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
@@ -232,10 +232,7 @@ def get_tryon(tryon_id: str, principal: ShopperDep, session: SessionDep) -> TryO
 def delete_tryon(tryon_id: str, principal: ShopperDep, session: SessionDep, runtime: RuntimeDep) -> None:
     """Delete one of the caller's try-ons and its image (a render still running stores nothing)."""
     dropped = repo.delete_tryon(session, tryon_id=tryon_id, owner_id=principal.owner_id)
-    if dropped is None:
-        raise not_found("try-on", tryon_id)
-    session.commit()
-    repo.purge_blob_files(session, blobs=runtime.blobs, shas=dropped)
+    finish_deletion(session, blobs=runtime.blobs, dropped=dropped, what="try-on", row_id=tryon_id)
 
 
 # ----------------------------------------------------------------------------------------------------
