@@ -356,8 +356,8 @@ def delete_edit(session: Session, *, edit_id: str, face_id: str, owner_id: str) 
     Returns the digests of blobs nobody refers to any more (for `purge_blob_files` after the commit),
     or None when the owner's face has no such edit.
     """
-    edit = get_edit(session, edit_id=edit_id, owner_id=owner_id)
-    if edit is None or edit.face_id != face_id:
+    edit = get_edit(session, edit_id=edit_id, owner_id=owner_id, face_id=face_id)
+    if edit is None:
         return None
     siblings = list_edits(session, face_id=face_id, owner_id=owner_id)
     doomed, grew = {edit.id}, True
@@ -924,8 +924,12 @@ def create_edit(
     return edit
 
 
-def get_edit(session: Session, *, edit_id: str, owner_id: str) -> Edit | None:
-    return session.scalar(select(Edit).where(Edit.id == edit_id, Edit.owner_id == owner_id))
+def get_edit(session: Session, *, edit_id: str, owner_id: str, face_id: str | None = None) -> Edit | None:
+    """One of the owner's edits; with `face_id`, only an edit of that face."""
+    query = select(Edit).where(Edit.id == edit_id, Edit.owner_id == owner_id)
+    if face_id is not None:
+        query = query.where(Edit.face_id == face_id)
+    return session.scalar(query)
 
 
 def list_edits(session: Session, *, face_id: str, owner_id: str) -> Sequence[Edit]:

@@ -228,8 +228,8 @@ def list_edits(face_id: str, principal: ShopperDep, session: SessionDep) -> list
 def get_edit(face_id: str, edit_id: str, principal: ShopperDep, session: SessionDep) -> EditPublic:
     """One of the caller's edits of one of their faces (a composition: its status, then its image)."""
     _owned_face(session, face_id, principal.owner_id)
-    edit = repo.get_edit(session, edit_id=edit_id, owner_id=principal.owner_id)
-    if edit is None or edit.face_id != face_id:
+    edit = repo.get_edit(session, edit_id=edit_id, owner_id=principal.owner_id, face_id=face_id)
+    if edit is None:
         raise not_found(f"edit of face {face_id}", edit_id)
     return _edit_public(session, edit)
 

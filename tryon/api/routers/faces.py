@@ -113,8 +113,8 @@ def projected_face(session: Session, face_id: str, owner_id: str) -> Face:
 def made_edit(session: Session, edit_id: str, face: Face) -> Edit:
     """One of the edits of `face` (its owner's) that has a latent: 404 when not an edit of that face,
     409 while a composition is still being made or after it failed."""
-    edit = repo.get_edit(session, edit_id=edit_id, owner_id=face.owner_id)
-    if edit is None or edit.face_id != face.id:
+    edit = repo.get_edit(session, edit_id=edit_id, owner_id=face.owner_id, face_id=face.id)
+    if edit is None:
         raise not_found(f"edit of face {face.id}", edit_id)
     if edit.latent_sha256 is None:
         raise ApiError(409, f"the edit {edit_id} is not made yet (a composition still running, or failed)")
