@@ -141,3 +141,34 @@ def register_face_directions(subparsers: Any) -> None:
     parser.add_argument("--no-grid", action="store_true", help=f"do not write {GRID_FILE}")
     parser.add_argument("--force", action="store_true", help="replace the directions in DIR")
     parser.set_defaults(func=_lazy("training.face_directions", "run_face_directions_cli"))
+
+
+def register_campaign(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "campaign",
+        help="the training campaign: pack a run's snapshot into the repository, record a session's metrics",
+        description=(
+            "A run that continues across sessions keeps its exact resume state in the repository: `pack` "
+            "writes a snapshot (G, G_ema, D, optimiser moments, ADA and RNG state) as one xz file under the "
+            "campaign folder, byte-exact (Adam's first moments, which the next step overwrites when beta1 = 0, "
+            "are stored as zeros); `tryon train --resume CAMPAIGN_DIR …` continues from it bit-identically. "
+            "`record` appends a session's row (kimg, CPU-hours, metrics JSON) to campaign.json and redraws "
+            "the campaign's plot; `show` prints the table."
+        ),
+    )
+    sub = parser.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    p = sub.add_parser("pack", help="pack a run's latest snapshot (or a snapshot) into CAMPAIGN_DIR")
+    p.add_argument("snapshot", metavar="RUN_OR_SNAPSHOT")
+    p.add_argument("campaign_dir", metavar="CAMPAIGN_DIR", help="e.g. training/campaign/face")
+    p.set_defaults(func=_lazy("training.campaign", "run_pack"))
+    r = sub.add_parser("record", help="append one session's row to CAMPAIGN_DIR/campaign.json")
+    r.add_argument("campaign_dir", metavar="CAMPAIGN_DIR")
+    r.add_argument("--kimg", type=float, required=True, help="campaign kimg at the end of the session")
+    r.add_argument("--cpu-hours", type=float, required=True, help="CPU-hours this session trained")
+    r.add_argument("--metrics", metavar="JSON", help="`tryon metrics --json` output of the session's snapshot")
+    r.add_argument("--note", default="", help="one line: what ran (command, threads, load)")
+    r.add_argument("--shipped", action="store_true", help="this snapshot replaced the shipped model")
+    r.set_defaults(func=_lazy("training.campaign", "run_record"))
+    s = sub.add_parser("show", help="print CAMPAIGN_DIR's table")
+    s.add_argument("campaign_dir", metavar="CAMPAIGN_DIR")
+    s.set_defaults(func=_lazy("training.campaign", "run_show"))

@@ -235,9 +235,13 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def find_snapshot(path: str | os.PathLike[str]) -> Path:
     """A snapshot folder given itself or a run folder (then its latest snapshot)."""
+    from training.campaign import is_pack, unpack_snapshot
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"--resume: no such run or snapshot: {path}")
+    if is_pack(path):
+        return unpack_snapshot(path)
     if (path / CONFIG_FILE).is_file():
         return path
     if path.is_dir():
