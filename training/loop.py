@@ -377,6 +377,9 @@ class Trainer:
 
         cuda_amp = dev.type == "cuda"
         autocast_dtype = torch.bfloat16 if cuda_amp and opts.amp == "bf16" else None
+        # On the CPU, bf16 runs the fp16 blocks (NVlabs' num_fp16_res) in bf16: activations stay bf16
+        # from block to block, which autocast (a cast around every conv) does not manage as fast.
+        half_dtype = torch.bfloat16 if dev.type == "cpu" and opts.amp == "bf16" else None
         G_train: torch.nn.Module = GeneratorForTraining(self.G, autocast_dtype=autocast_dtype)
         D_train: torch.nn.Module = self.D
         if info.world_size > 1:
@@ -391,7 +394,7 @@ class Trainer:
             G_train, D_train, num_ws=self.G.num_ws, augment_pipe=self.augment_pipe, r1_gamma=opts.gamma,
             style_mixing_prob=opts.style_mixing, pl_weight=opts.pl_weight, pl_batch_shrink=opts.pl_batch_shrink,
             pl_decay=opts.pl_decay, force_fp32=cuda_amp and opts.amp != "fp16",
-            autocast_dtype=autocast_dtype, device=dev,
+            autocast_dtype=autocast_dtype, half_dtype=half_dtype, device=dev,
         )
         self.phases, self.opt_G, self.opt_D = build_phases(
             self.G, self.D, glr=opts.glr, dlr=opts.dlr, betas=opts.betas, eps=opts.eps,

@@ -54,6 +54,7 @@ class GeneratorForTraining(torch.nn.Module):
         mix_z: torch.Tensor | None,         # [N, z_dim] second latents for style mixing, or None.
         mix_cutoff: int,                    # ws[:, cutoff:] come from mix_z (cutoff == num_ws: no mixing).
         force_fp32: bool = False,           # Run the fp16 blocks in fp32.
+        half_dtype: torch.dtype | None = None,  # Dtype of the fp16 blocks (tryon.nn.networks.block_dtype).
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (img [N, C, H, W], ws [N, num_ws, w_dim])."""
         ws = self.G.mapping(z, c)
@@ -61,7 +62,7 @@ class GeneratorForTraining(torch.nn.Module):
             ws_mix = self.G.mapping(mix_z, c, skip_w_avg_update=True)
             ws = torch.cat([ws[:, :mix_cutoff], ws_mix[:, mix_cutoff:]], dim=1)
         with _autocast(z.device, self.autocast_dtype):
-            img = self.G.synthesis(ws, force_fp32=force_fp32)
+            img = self.G.synthesis(ws, force_fp32=force_fp32, half_dtype=half_dtype)
         return img.float(), ws
 
 
@@ -96,6 +97,7 @@ class StyleGAN2Loss:
         pl_batch_shrink: int = 2,               # Path-length batch = round batch // this.
         pl_decay: float = 0.01,                 # Decay of the running mean path length.
         force_fp32: bool = False,               # Run the networks' fp16 blocks in fp32.
+        half_dtype: torch.dtype | None = None,  # Dtype of the fp16 blocks (bf16 on CPU), None = NVlabs'.
         autocast_dtype: torch.dtype | None = None,  # torch.autocast dtype around D (bf16); G: see above.
         device: torch.device | str = "cpu",
     ) -> None:
@@ -109,6 +111,7 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.force_fp32 = force_fp32
+        self.half_dtype = half_dtype
         self.autocast_dtype = autocast_dtype
         self.device = torch.device(device)
         self.pl_mean = torch.zeros([], device=self.device)
@@ -126,14 +129,14 @@ class StyleGAN2Loss:
                 cutoff = cand
             mix_z = torch.randn_like(z)
         with ddp_sync(self.G_train, sync):
-            img, ws = self.G_train(z, c, mix_z, cutoff, force_fp32=self.force_fp32)
+            img, ws = self.G_train(z, c, mix_z, cutoff, force_fp32=self.force_fp32, half_dtype=self.half_dtype)
         return img, ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor, sync: bool) -> torch.Tensor:
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         with ddp_sync(self.D, sync), _autocast(self.device, self.autocast_dtype):
-            logits = self.D(img, c, force_fp32=self.force_fp32)
+            logits = self.D(img, c, force_fp32=self.force_fp32, half_dtype=self.half_dtype)
         return logits.float()
 
     def accumulate_gradients(

@@ -136,7 +136,8 @@ class TrainingOptions:
     ada_kimg: float
     # Speed.
     device: str                     # "cpu" or "cuda".
-    amp: str                        # "fp16" (fp16 blocks + clamping), "bf16" (autocast) or "off".
+    amp: str                        # "fp16" (fp16 blocks + clamping), "bf16" (CUDA: autocast; CPU: the
+                                    # fp16 blocks in bf16) or "off".
     channels_last: bool             # channels_last memory format in the fp16 blocks.
     tf32: bool                      # TF32 matmuls / convs on Ampere+.
     ops: str                        # Custom op implementation (tryon.ops.use_impl).
@@ -210,7 +211,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ada-kimg", type=float, metavar="K", help="p can change by 1 within K kimg")
     g = parser.add_argument_group("speed")
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
-    g.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision (auto: fp16 on CUDA, off on CPU)")
+    g.add_argument(
+        "--amp", choices=AMP_MODES, default="auto",
+        help="mixed precision (auto: fp16 on CUDA, bf16 on CPUs with bf16 instructions, else off); "
+        "it does not change what a snapshot holds: a run can be resumed with another --amp",
+    )
     g.add_argument("--channels-last", action=bool_action, default=None, help="channels_last (default: on with CUDA)")
     g.add_argument("--tf32", action=bool_action, default=True, help="allow TF32 on CUDA (default on)")
     g.add_argument("--ops", choices=OPS_IMPLS, default="auto", help="custom op implementation (default auto)")
@@ -330,9 +335,11 @@ def resolve_options(
 
     amp = args.amp
     if amp == "auto":
-        amp = "fp16" if device == "cuda" else "off"
-    if amp in ("fp16", "bf16") and device != "cuda":
-        raise InputError(f"--amp {amp} needs a CUDA device (mixed precision does not run on the CPU here)")
+        from tryon.nn.misc import cpu_supports_bf16
+
+        amp = "fp16" if device == "cuda" else ("bf16" if cpu_supports_bf16() else "off")
+    if amp == "fp16" and device != "cuda":
+        raise InputError("--amp fp16 needs a CUDA device (on the CPU use --amp bf16)")
     channels_last = args.channels_last if args.channels_last is not None else device == "cuda"
     if args.ops == "cuda" and device != "cuda":
         raise InputError("--ops cuda needs --device cuda")

@@ -1,5 +1,6 @@
 """StyleGAN2 networks (NVlabs stylegan2-ada-pytorch compatible names and math)."""
 
+from tryon.nn.misc import cpu_supports_bf16
 from tryon.nn.networks import (
     Conv2dLayer,
     Discriminator,
@@ -13,6 +14,7 @@ from tryon.nn.networks import (
     SynthesisLayer,
     SynthesisNetwork,
     ToRGBLayer,
+    block_dtype,
     modulated_conv2d,
 )
 
@@ -29,5 +31,7 @@ __all__ = [
     "SynthesisLayer",
     "SynthesisNetwork",
     "ToRGBLayer",
+    "block_dtype",
+    "cpu_supports_bf16",
     "modulated_conv2d",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -19,3 +21,18 @@ def assert_shape(tensor: torch.Tensor, ref_shape: Sequence[int | None]) -> None:
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale each sample to unit mean square along `dim`."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (x86 avx512_bf16 or AMX, ARM bf16), where bf16 convolutions
+    run about twice as fast as fp32 ones. Elsewhere oneDNN emulates bf16, slower than fp32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags = set(line.split(":", 1)[-1].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False

@@ -100,6 +100,31 @@ def modulated_conv2d(
 
 
 # ----------------------------------------------------------------------------------------------------
+# Mixed precision.
+
+
+def block_dtype(
+    use_fp16: bool,                         # The block is one of the `num_fp16_res` highest resolutions.
+    device: torch.device,                   # Where it runs.
+    force_fp32: bool = False,               # Run it in fp32 regardless.
+    half_dtype: torch.dtype | None = None,  # Its reduced precision; None = fp16 on CUDA, fp32 elsewhere.
+) -> torch.dtype:
+    """The dtype a synthesis or discriminator block computes in.
+
+    As NVlabs, the `use_fp16` blocks run in fp16 on CUDA by default. `half_dtype=torch.bfloat16` runs
+    them in bf16 on any device: on CPUs with bf16 instructions (avx512_bf16, AMX) that doubles the
+    convolutions' speed, and bf16 has fp32's range, so no extra scaling is needed. Whatever the blocks
+    compute in, the mapping network, the styles, the demodulation coefficients, the ToRGB image sum
+    and the discriminator's epilogue stay fp32.
+    """
+    if not use_fp16 or force_fp32:
+        return torch.float32
+    if half_dtype is not None:
+        return half_dtype
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+# ----------------------------------------------------------------------------------------------------
 # Basic layers.
 
 
@@ -492,6 +517,7 @@ class SynthesisBlock(torch.nn.Module):
         img: torch.Tensor | None,           # Image so far (skip architecture), None for the first.
         ws: torch.Tensor,                   # [N, num_conv + num_torgb, w_dim].
         force_fp32: bool = False,           # Ignore use_fp16.
+        half_dtype: torch.dtype | None = None,  # Dtype of a use_fp16 block, None = see `block_dtype`.
         fused_modconv: bool | None = None,  # None = fused in eval mode (fp32 or batch 1).
         noise: Sequence[torch.Tensor | None] | None = None,  # Explicit noise for conv0/conv1.
         **layer_kwargs: Any,                # noise_mode etc. for SynthesisLayer.
@@ -499,7 +525,7 @@ class SynthesisBlock(torch.nn.Module):
         assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
         on_cuda = ws.device.type == "cuda"
-        dtype = torch.float16 if self.use_fp16 and on_cuda and not force_fp32 else torch.float32
+        dtype = block_dtype(self.use_fp16, ws.device, force_fp32, half_dtype)
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
         if fused_modconv is None:
             # As NVlabs on CUDA. On CPU one grouped conv per sample loses to a shared conv once the
@@ -749,10 +775,14 @@ class DiscriminatorBlock(torch.nn.Module):
             )
 
     def forward(
-        self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False
+        self,
+        x: torch.Tensor | None,             # Features from the previous block, None for the first.
+        img: torch.Tensor | None,           # Image at this resolution (first block / skip), else None.
+        force_fp32: bool = False,           # Ignore use_fp16.
+        half_dtype: torch.dtype | None = None,  # Dtype of a use_fp16 block, None = see `block_dtype`.
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        on_cuda = (x if x is not None else img).device.type == "cuda"  # type: ignore[union-attr]
-        dtype = torch.float16 if self.use_fp16 and on_cuda and not force_fp32 else torch.float32
+        device = (x if x is not None else img).device  # type: ignore[union-attr]
+        dtype = block_dtype(self.use_fp16, device, force_fp32, half_dtype)
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
 
         # Input.
