@@ -50,6 +50,30 @@ def test_request_ids_and_metrics(client: TestClient) -> None:
     assert 'tryon_jobs{status="queued"}' in text and "tryon_queue_pending" in text
 
 
+def test_unexpected_errors_are_json_500s_with_the_request_id(tmp_path: Path) -> None:
+    """An error nobody expected, in a route or in a dependency, still answers our JSON body with the
+    request id of its response header (it was `request_id: null` from Starlette's last resort)."""
+    from tryon.api.deps import get_db
+
+    app = create_app(service_settings(tmp_path))
+
+    @app.get("/v1/broken")
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    def no_database() -> None:
+        raise ConnectionResetError("the database went away")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/v1/broken", headers={"X-Request-ID": "req-500"})
+        assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+        assert r.json()["request_id"] == "req-500" and "request id" in r.json()["detail"]
+        app.dependency_overrides[get_db] = no_database
+        r = client.get("/v1/jobs/x", headers={"Authorization": "Bearer tys_x"})
+        assert r.status_code == 500 and r.json()["request_id"] == r.headers["x-request-id"]
+        assert 'route="/v1/broken",status="500"' in client.get("/metrics").text
+
+
 def test_credentials_are_required_and_checked(client: TestClient) -> None:
     for headers in ({}, {"Authorization": "Bearer tys_nope"}, {"Authorization": "Basic abc"}, {"X-API-Key": "tyk_x"}):
         r = client.get("/v1/jobs/x", headers=headers)

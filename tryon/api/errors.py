@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tryon.api.fashion import ModelUnavailableError
 from tryon.api.logs import current_request_id
+from tryon.api.middleware import INTERNAL_ERROR_DETAIL
 from tryon.api.ratelimit import RateLimitedError
 from tryon.db.repositories import IdempotencyConflictError
 from tryon.errors import CheckpointError, InputError
@@ -98,8 +99,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort only: RequestContextMiddleware answers the app's unexpected errors (with the id).
         log.exception("%s %s failed", request.method, request.url.path)
-        return error_response(500, "internal error: the request could not be completed (quote the request id)")
+        return error_response(500, INTERNAL_ERROR_DETAIL)
 
     app.add_exception_handler(ApiError, api_error)
     for cls in STATUS_BY_ERROR:
