@@ -74,6 +74,22 @@ def test_unexpected_errors_are_json_500s_with_the_request_id(tmp_path: Path) -> 
         assert 'route="/v1/broken",status="500"' in client.get("/metrics").text
 
 
+def test_405s_name_every_method_of_the_path(client: TestClient) -> None:
+    """`Allow` lists what every route of the path takes (it named only the first: `allow: POST` for
+    `/v1/keys`, which also has GET)."""
+    import re
+
+    r = client.options("/v1/keys")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST", r.headers.get("allow")
+    assert r.json()["request_id"] == r.headers["x-request-id"] and "GET" in r.json()["detail"]
+    for path, ops in client.get("/openapi.json").json()["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        r = client.request("PATCH", url)
+        assert r.status_code == 405, (path, r.status_code)
+        allowed = set(r.headers["allow"].split(", "))
+        assert {m.upper() for m in ops} <= allowed, (path, allowed)
+
+
 def test_credentials_are_required_and_checked(client: TestClient) -> None:
     for headers in ({}, {"Authorization": "Bearer tys_nope"}, {"Authorization": "Basic abc"}, {"X-API-Key": "tyk_x"}):
         r = client.get("/v1/jobs/x", headers=headers)
