@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import postgres_database, save_tiny_fashion_checkpoint, service_settings, shopper
+from service_helpers import api_key, postgres_database, save_tiny_fashion_checkpoint, service_settings, shopper
 from sqlalchemy import select
 
 from tryon.api import create_app
@@ -48,14 +48,15 @@ def cli_image(checkpoint: Path, labels: list[str], seed: int, truncation: float)
 
 
 def test_labels_come_from_the_checkpoint(client: TestClient) -> None:
-    health = client.get("/health").json()["models"]["fashion"]
+    admin = api_key(client)
+    health = client.get("/health", headers=admin).json()["models"]["fashion"]
     assert health["status"] == "not_loaded"  # Lazily: nothing loaded at start-up.
     body = client.get("/v1/labels").json()
     assert body["conditional"] and body["resolution"] == 16 and len(body["checkpoint_id"]) == 64
     by_name = {c["name"]: c for c in body["columns"]}
     assert by_name["articleType"]["field"] == "category" and by_name["baseColour"]["field"] == "colour"
     assert by_name["articleType"]["values"] == ["Tshirts", "Shirts", "Jeans"]
-    assert client.get("/health").json()["models"]["fashion"]["status"] == "loaded"
+    assert client.get("/health", headers=admin).json()["models"]["fashion"]["status"] == "loaded"
 
 
 def test_an_outfit_is_the_image_tryon_generate_makes(client: TestClient, checkpoint: Path) -> None:
@@ -165,7 +166,7 @@ def test_no_model_is_a_clear_503(tmp_path: Path) -> None:
         r = client.post("/v1/outfits", headers=shopper(client), json={"category": "Jeans"})
         assert r.status_code == 503 and "cannot be loaded" in r.json()["detail"]
         assert client.get("/v1/labels").status_code == 503
-        health = client.get("/health")
+        health = client.get("/health", headers=api_key(client))
         assert health.status_code == 200 and health.json()["models"]["fashion"]["status"] == "unavailable"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import save_tiny_fashion_checkpoint, service_settings, shopper
+from service_helpers import api_key, save_tiny_fashion_checkpoint, service_settings, shopper
 
 from tryon.api import create_app
 from tryon.cli import main as tryon_main
@@ -24,7 +24,12 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_health_reports_database_queue_models_and_ops(client: TestClient) -> None:
-    r = client.get("/health")
+    # Anonymous callers and non-admin keys learn the status only (it showed the checkpoint path).
+    for headers in ({}, shopper(client), api_key(client, "designer")):
+        r = client.get("/health", headers=headers)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}, r.text
+    assert client.get("/health", headers={"X-API-Key": "tyk_bogus"}).status_code == 401
+    r = client.get("/health", headers=api_key(client, "admin"))
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
