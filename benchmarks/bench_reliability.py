@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import RESULTS, Server, make_random_checkpoint  # noqa: E402
+from bench_api import RESULTS, Server, make_random_checkpoint
 
 
 def blank_jpeg(width: int = 7000, height: int = 5700) -> bytes:
