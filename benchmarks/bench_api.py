@@ -79,7 +79,14 @@ def free_port() -> int:
 class Server:
     """`tryon serve` in a subprocess, stopped with SIGINT."""
 
-    def __init__(self, checkpoint: Path, batch_max_size: int, data_dir: Path) -> None:
+    def __init__(
+        self,
+        checkpoint: Path,
+        batch_max_size: int,
+        data_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        cwd: Path | None = None,            # Where `python -m tryon.cli` runs (its code comes first).
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRYON_")}
@@ -91,12 +98,14 @@ class Server:
             TRYON_LOG_LEVEL=os.environ.get("TRYON_LOG_LEVEL", "WARNING"),
             TRYON_DEVICE="cpu",
         )
+        env.update(extra_env or {})
         self.log = open(data_dir.parent / f"server-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tryon.cli", "serve", "--port", str(self.port)],
             env=env,
             stdout=self.log,
             stderr=self.log,
+            cwd=cwd,
         )
 
     def wait_ready(self, timeout: float = 120) -> None:

@@ -83,6 +83,16 @@ def shopper(client: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
+def api_key(client: Any, *scopes: str) -> dict[str, str]:
+    """Headers of a new API key with `scopes` (default admin) on a TestClient's service."""
+    from tryon.db import repositories as repo
+
+    runtime = client.app.state.runtime
+    with runtime.database.sessions.begin() as session:
+        _, key = repo.create_api_key(session, name="test", scopes=list(scopes or ("admin",)))
+    return {"X-API-Key": key}
+
+
 def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 120, 40)) -> bytes:
     from PIL import Image
 

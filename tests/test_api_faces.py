@@ -96,6 +96,29 @@ def test_a_photo_without_a_face_is_422(client: TestClient) -> None:
     assert r.status_code == 422 and "no face" in r.json()["detail"]
 
 
+def test_a_large_photo_without_a_face_is_refused_on_a_preview(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blank 2400x1600 JPEG is refused (422) from a reduced decode; the photo is never decoded in full
+    (a blank 7000x5700 one cost 3.4 s of server time before its 422)."""
+    import tryon.vision.io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (2400, 1600), (240, 240, 240)).save(buf, format="JPEG", quality=90)
+    decodes: list[tuple[int, int]] = []
+    real_load_image = tryon.vision.io.load_image
+
+    def recording_load_image(*args: Any, **kwargs: Any) -> Any:
+        image = real_load_image(*args, **kwargs)
+        decodes.append(image.size)
+        return image
+
+    monkeypatch.setattr(tryon.vision.io, "load_image", recording_load_image)
+    r = upload(client, shopper(client), buf.getvalue())
+    assert r.status_code == 422 and "no face" in r.json()["detail"]
+    assert decodes and max(max(size) for size in decodes) < 2400, decodes
+
+
 def test_face_upload_ownership_and_delete(client: TestClient) -> None:
     alice, bob = shopper(client), shopper(client)
     r = upload(client, alice, face_jpeg(), name="selfie.jpg", content_type="image/jpeg")

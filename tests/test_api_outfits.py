@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import save_tiny_fashion_checkpoint, service_settings, shopper
+from service_helpers import api_key, postgres_database, save_tiny_fashion_checkpoint, service_settings, shopper
+from sqlalchemy import select
 
 from tryon.api import create_app
 from tryon.api.fashion import FashionService, OutfitSpec
+from tryon.db.models import Image as DbImage
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +48,15 @@ def cli_image(checkpoint: Path, labels: list[str], seed: int, truncation: float)
 
 
 def test_labels_come_from_the_checkpoint(client: TestClient) -> None:
-    health = client.get("/health").json()["models"]["fashion"]
+    admin = api_key(client)
+    health = client.get("/health", headers=admin).json()["models"]["fashion"]
     assert health["status"] == "not_loaded"  # Lazily: nothing loaded at start-up.
     body = client.get("/v1/labels").json()
     assert body["conditional"] and body["resolution"] == 16 and len(body["checkpoint_id"]) == 64
     by_name = {c["name"]: c for c in body["columns"]}
     assert by_name["articleType"]["field"] == "category" and by_name["baseColour"]["field"] == "colour"
     assert by_name["articleType"]["values"] == ["Tshirts", "Shirts", "Jeans"]
-    assert client.get("/health").json()["models"]["fashion"]["status"] == "loaded"
+    assert client.get("/health", headers=admin).json()["models"]["fashion"]["status"] == "loaded"
 
 
 def test_an_outfit_is_the_image_tryon_generate_makes(client: TestClient, checkpoint: Path) -> None:
@@ -163,5 +166,30 @@ def test_no_model_is_a_clear_503(tmp_path: Path) -> None:
         r = client.post("/v1/outfits", headers=shopper(client), json={"category": "Jeans"})
         assert r.status_code == 503 and "cannot be loaded" in r.json()["detail"]
         assert client.get("/v1/labels").status_code == 503
-        health = client.get("/health")
+        health = client.get("/health", headers=api_key(client))
         assert health.status_code == 200 and health.json()["models"]["fashion"]["status"] == "unavailable"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+def test_concurrent_same_seed_outfits_all_succeed(tmp_path: Path, checkpoint: Path, database_url: str | None) -> None:
+    """Same labels and seed from several callers at once: one image, one blob row, every request 201
+    (the blob row's insert raced and 500'd before)."""
+    settings = service_settings(tmp_path, fashion_checkpoint=checkpoint, database_url=database_url)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        headers = [shopper(client) for _ in range(8)]
+        body = {"category": "Shirts", "colour": "Blue", "gender": "Women", "view": "on_model", "seed": 4242}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda h: client.post("/v1/outfits", headers=h, json=body), headers))
+        assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers if a.status_code != 201]
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        with runtime.database.sessions() as session:
+            shas = session.scalars(select(DbImage.blob_sha256).where(DbImage.kind == "outfit")).all()
+        assert len(shas) == 8 and len(set(shas)) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import save_tiny_fashion_checkpoint, service_settings, shopper
+from service_helpers import api_key, save_tiny_fashion_checkpoint, service_settings, shopper
 
 from tryon.api import create_app
 from tryon.cli import main as tryon_main
@@ -24,7 +24,12 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_health_reports_database_queue_models_and_ops(client: TestClient) -> None:
-    r = client.get("/health")
+    # Anonymous callers and non-admin keys learn the status only (it showed the checkpoint path).
+    for headers in ({}, shopper(client), api_key(client, "designer")):
+        r = client.get("/health", headers=headers)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}, r.text
+    assert client.get("/health", headers={"X-API-Key": "tyk_bogus"}).status_code == 401
+    r = client.get("/health", headers=api_key(client, "admin"))
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
@@ -48,6 +53,46 @@ def test_request_ids_and_metrics(client: TestClient) -> None:
     assert 'tryon_http_requests_total{method="GET",route="/health",status="200"} 2.0' in text
     assert 'route="/v1/jobs/{job_id}",status="401"' in text
     assert 'tryon_jobs{status="queued"}' in text and "tryon_queue_pending" in text
+
+
+def test_unexpected_errors_are_json_500s_with_the_request_id(tmp_path: Path) -> None:
+    """An error nobody expected, in a route or in a dependency, still answers our JSON body with the
+    request id of its response header (it was `request_id: null` from Starlette's last resort)."""
+    from tryon.api.deps import get_db
+
+    app = create_app(service_settings(tmp_path))
+
+    @app.get("/v1/broken")
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    def no_database() -> None:
+        raise ConnectionResetError("the database went away")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/v1/broken", headers={"X-Request-ID": "req-500"})
+        assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+        assert r.json()["request_id"] == "req-500" and "request id" in r.json()["detail"]
+        app.dependency_overrides[get_db] = no_database
+        r = client.get("/v1/jobs/x", headers={"Authorization": "Bearer tys_x"})
+        assert r.status_code == 500 and r.json()["request_id"] == r.headers["x-request-id"]
+        assert 'route="/v1/broken",status="500"' in client.get("/metrics").text
+
+
+def test_405s_name_every_method_of_the_path(client: TestClient) -> None:
+    """`Allow` lists what every route of the path takes (it named only the first: `allow: POST` for
+    `/v1/keys`, which also has GET)."""
+    import re
+
+    r = client.options("/v1/keys")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST", r.headers.get("allow")
+    assert r.json()["request_id"] == r.headers["x-request-id"] and "GET" in r.json()["detail"]
+    for path, ops in client.get("/openapi.json").json()["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        r = client.request("PATCH", url)
+        assert r.status_code == 405, (path, r.status_code)
+        allowed = set(r.headers["allow"].split(", "))
+        assert {m.upper() for m in ops} <= allowed, (path, allowed)
 
 
 def test_credentials_are_required_and_checked(client: TestClient) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_helpers import png_bytes, postgres_database
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
@@ -175,3 +176,47 @@ def test_claims_leases_and_requeue_of_dead_workers(db: Database) -> None:
         assert job is not None and job.status == "failed" and job.attempts == 2
         assert "stopped responding" in (job.error or "")
         assert repo.count_jobs_by_status(session)["failed"] == 1
+
+
+def test_concurrent_stores_of_the_same_new_bytes_both_succeed(db: Database, tmp_path: Path) -> None:
+    """Two transactions store the same not-yet-recorded bytes (two same-seed outfits at once). The
+    second has looked for the row (none: the first has not committed) and is about to insert when the
+    first commits: it must find the first's row, not fail on the primary key (it did: a 500)."""
+    import threading
+
+    from sqlalchemy import event
+
+    blobs = BlobStore(tmp_path / "blobs")
+    data = png_bytes(color=(1, 2, 3))
+    about_to_insert = threading.Event()
+
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        inserting = statement.lstrip().upper().startswith("INSERT") and "blobs" in statement
+        if inserting and threading.current_thread().name == "second-store":
+            about_to_insert.set()
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    result: dict[str, Any] = {}
+
+    def store_second() -> None:
+        try:
+            with db.sessions.begin() as session:
+                result["sha"] = repo.store_blob(session, blobs=blobs, data=data, media_type="image/png").sha256
+        except Exception as exc:  # What the old code raised (IntegrityError) is the finding.
+            result["error"] = exc
+
+    try:
+        with db.sessions() as first:
+            row = repo.store_blob(first, blobs=blobs, data=data, media_type="image/png")
+            thread = threading.Thread(target=store_second, name="second-store")
+            thread.start()
+            assert about_to_insert.wait(60), "the second store never reached its insert"
+            first.commit()
+        thread.join(60)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+    assert "error" not in result, repr(result.get("error"))
+    assert result["sha"] == row.sha256
+    with db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Blob)) == 1
+    assert blobs.get(row.sha256) == data

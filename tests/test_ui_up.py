@@ -25,8 +25,7 @@ def test_up_serves_api_and_storefront_and_stops_on_sigterm(tmp_path: Path) -> No
         text = "".join(seen)
         assert f"tryon API:        http://127.0.0.1:{port}" in text
         assert f"tryon storefront: http://127.0.0.1:{ui_port}" in text
-        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
-        assert health["database"]["backend"] == "sqlite" and health["queue"]["in_process_workers"] > 0
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json() == {"status": "ok"}
         assert (tmp_path / "data" / "tryon.sqlite3").is_file()
         assert httpx.get(f"http://127.0.0.1:{ui_port}/_stcore/health", timeout=30).text == "ok"
         page = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=30)

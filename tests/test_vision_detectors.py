@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tryon.vision import detectors
 from tryon.vision.detectors import PoseLandmark
@@ -60,6 +61,14 @@ def test_faces_and_hands_tell_a_person_from_a_garment() -> None:
     assert not [h for h in detectors.detect_hands(hoodie) if h.score >= 0.8]
     legs = detectors.detect_hands(load_image(LEGS))  # and hands catch the headless shots.
     assert legs and max(h.score for h in legs) >= 0.8 and legs[0].xy.shape == (21, 2)
+
+
+def test_large_photos_are_reduced_for_detection_with_boxes_in_their_own_pixels() -> None:
+    photo = load_image(ON_MODEL)
+    small = detectors.detect_faces(photo)
+    big = detectors.detect_faces(photo.resize((224 * 6, 224 * 6), Image.Resampling.BICUBIC))  # Over 1024 px.
+    assert small and big
+    assert np.abs(big[0].box / 6 - small[0].box).max() < 3.0, (big[0].box / 6, small[0].box)
 
 
 def test_face_mesh_and_segmentation() -> None:

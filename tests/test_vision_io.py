@@ -66,6 +66,22 @@ def test_exif_orientation_is_applied() -> None:
     assert diff < 4.0, diff  # Only JPEG re-encoding noise; a wrong rotation differs by far more.
 
 
+def test_a_preview_decodes_large_photos_reduced_and_upright() -> None:
+    upright = load_image(PHOTO).resize((2240, 1680))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Stored turned; the preview must be upright like the full decode.
+    jpeg = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif.tobytes())
+    full, preview = load_image(jpeg), load_image(jpeg, max_side=500)
+    assert full.size == (2240, 1680) and preview.size == (560, 420)  # JPEG draft: decoded at 1/4 scale.
+    small = np.asarray(full.resize(preview.size, Image.Resampling.BOX), dtype=np.int16)
+    assert np.abs(np.asarray(preview, dtype=np.int16) - small).mean() < 6.0
+    png = load_image(encode(upright, "PNG"), max_side=500)
+    assert png.size == (560, 420)  # Other formats: reduced by an integer factor after decoding.
+    assert load_image(PHOTO, max_side=500).size == (224, 224)  # Small photos are left alone.
+    with pytest.raises(ImageTooLargeError):  # The pixel limit still applies to the header's size.
+        load_image(jpeg, max_side=500, limits=ImageLimits(max_pixels=1_000_000))
+
+
 def test_rgba_is_composited_on_the_background() -> None:
     im = Image.new("RGBA", (4, 4), (255, 0, 0, 255))
     im.putpixel((0, 0), (0, 0, 0, 0))  # Fully transparent.

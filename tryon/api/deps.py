@@ -58,6 +58,22 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def get_optional_principal(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request,
+) -> Principal | None:
+    """The caller when credentials are sent (checked like everywhere: 401 when they are bad), else None."""
+    if not api_key and "authorization" not in request.headers:
+        return None
+    return get_principal(runtime, session, api_key, bearer, request)
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
 def get_shopper(principal: PrincipalDep) -> Principal:
     require(principal, Scope.SHOP)
     return principal

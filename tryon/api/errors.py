@@ -17,9 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from tryon.api.fashion import ModelUnavailableError
 from tryon.api.logs import current_request_id
+from tryon.api.middleware import INTERNAL_ERROR_DETAIL
 from tryon.api.ratelimit import RateLimitedError
 from tryon.db.repositories import IdempotencyConflictError
 from tryon.errors import CheckpointError, InputError
@@ -95,11 +97,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"method {request.method} is not allowed here; allowed: {', '.join(allowed)}"
+            return error_response(405, detail, headers)
+        return error_response(exc.status_code, str(exc.detail), headers or None)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort only: RequestContextMiddleware answers the app's unexpected errors (with the id).
         log.exception("%s %s failed", request.method, request.url.path)
-        return error_response(500, "internal error: the request could not be completed (quote the request id)")
+        return error_response(500, INTERNAL_ERROR_DETAIL)
 
     app.add_exception_handler(ApiError, api_error)
     for cls in STATUS_BY_ERROR:
@@ -108,6 +117,18 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path takes. Starlette's 405 names only the first route that
+    matched the path (`/v1/keys` has a GET and a POST route: it said `allow: POST`)."""
+    from fastapi.routing import iter_route_contexts
+
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):  # Included routers flattened.
+        if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 def error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:

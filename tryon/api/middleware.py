@@ -38,10 +38,13 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        response_started = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
@@ -49,6 +52,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # The app's handlers answer every error they know; anything else ends here, inside the
+            # request's context, so that the 500 still carries our JSON body and the request id
+            # (Starlette's own last-resort handler runs outside this middleware, after the id is gone).
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if response_started:
+                raise                   # Headers are out: nothing to do but drop the connection.
+            for message in internal_error_message(request_id):
+                await send_with_id(message)
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("route")
@@ -70,6 +82,20 @@ class RequestContextMiddleware:
                 },
             )
             reset_request_id(token)
+
+
+INTERNAL_ERROR_DETAIL = "internal error: the request could not be completed (quote the request id)"
+
+
+def internal_error_message(request_id: str) -> tuple[Message, Message]:
+    """The ASGI messages of our 500 answer: `{"detail", "request_id"}` as JSON."""
+    body = json.dumps({"detail": INTERNAL_ERROR_DETAIL, "request_id": request_id}).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    return start, {"type": "http.response.body", "body": body}
 
 
 class BodyTooLarge(HTTPException):

@@ -149,13 +149,15 @@ class LabelsPublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
+    """Anonymous callers (and keys without `admin`) get `status` only; the rest is for admin keys."""
+
     status: Literal["ok", "degraded"]
-    version: str
-    database: dict[str, Any]
-    queue: dict[str, Any]
-    jobs: dict[str, int]
-    models: dict[str, dict[str, Any]]
-    ops: dict[str, Any]
+    version: str | None = None
+    database: dict[str, Any] | None = None
+    queue: dict[str, Any] | None = None
+    jobs: dict[str, int] | None = None
+    models: dict[str, dict[str, Any]] | None = None
+    ops: dict[str, Any] | None = None
 
 
 # --- Rows -> public bodies ----------------------------------------------------------------------------

@@ -163,14 +163,44 @@ def revoke_api_key(session: Session, *, key_id: str) -> bool:
 
 
 def store_blob(session: Session, *, blobs: BlobStore, data: bytes, media_type: str) -> Blob:
-    """Write `data` to the blob store (atomically) and record it. Same bytes, same row."""
+    """Write `data` to the blob store (atomically) and record it. Same bytes, same row.
+
+    Safe when several requests store the same new bytes at once (same outfit seed, same photo): the
+    row is inserted-or-ignored, so the second writer waits for the first and then finds its row
+    instead of failing on the primary key.
+    """
     digest = blobs.put(data)
     row = session.get(Blob, digest)
     if row is None:
-        row = Blob(sha256=digest, size=len(data), media_type=media_type, created_at=utcnow())
-        session.add(row)
-        session.flush()
+        insert_or_ignore(
+            session,
+            Blob,
+            {"sha256": digest, "size": len(data), "media_type": media_type, "created_at": utcnow()},
+            key=("sha256",),
+        )
+        row = session.get(Blob, digest)
+        if row is None:  # Only if a concurrent delete removed it between the two statements.
+            raise TryonError(f"blob {digest} vanished while it was being stored; try again")
     return row
+
+
+def insert_or_ignore(session: Session, model: type[Base], values: dict[str, Any], *, key: tuple[str, ...]) -> bool:
+    """INSERT `values` into `model`'s table unless a row with the same `key` columns exists (SQLite
+    `ON CONFLICT DO NOTHING`, PostgreSQL the same). A concurrent uncommitted insert of that key makes
+    this wait for it and then do nothing. True when this call inserted the row."""
+    session.flush()
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement: Any = sqlite_insert(model).values(values).on_conflict_do_nothing(index_elements=list(key))
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(model).values(values).on_conflict_do_nothing(index_elements=list(key))
+    else:
+        raise NotImplementedError(f"insert_or_ignore: no upsert for the {dialect!r} database")
+    return _rowcount(session.execute(statement)) == 1
 
 
 def create_image(

@@ -113,6 +113,16 @@ def quad_transform(quad: np.ndarray, res: int) -> np.ndarray:
     return similarity_from_points(np.stack([quad[0], quad[3]]), np.array([[0.0, 0.0], [float(res), 0.0]]))
 
 
+NO_FACE_MESSAGE = "no face found in the image (is the face visible, upright and not too small?)"
+
+
+def require_a_face(preview: Image.Image | np.ndarray, *, min_score: float = 0.5) -> None:
+    """NoFaceError unless the face detectors find a face in `preview` (a cheaply decoded, reduced
+    copy of an upload): a photo without one is refused before the full decode and alignment."""
+    if not detectors.detect_faces(preview, model="both", min_score=min_score):
+        raise NoFaceError(NO_FACE_MESSAGE)
+
+
 def align_face(
     image: Image.Image | np.ndarray,
     res: int,
@@ -141,7 +151,7 @@ def align_face(
     pil = pil.convert("RGB") if pil.mode != "RGB" else pil
     faces = find_faces(pil, min_score=min_score)
     if not faces:
-        raise NoFaceError("no face found in the image (is the face visible, upright and not too small?)")
+        raise NoFaceError(NO_FACE_MESSAGE)
     if which == "largest":
         faces = faces[:1]
     out = []

@@ -79,6 +79,7 @@ def load_image(
     limits: ImageLimits = DEFAULT_LIMITS,
     formats: frozenset[str] | None = None,
     name: str | None = None,
+    max_side: int | None = None,
 ) -> Image.Image:
     """Decode an image file safely into an 8-bit RGB PIL image, upright.
 
@@ -87,6 +88,8 @@ def load_image(
     limits:     byte / pixel / size limits (see ImageLimits).
     formats:    allowed Pillow format names (e.g. UPLOAD_FORMATS); None = any format Pillow reads.
     name:       how to call the image in error messages (default: the path, or "image").
+    max_side:   a preview: decode at about this many pixels a side or more, cheaply (JPEG: draft mode,
+                decoding at 1/2, 1/4 or 1/8 scale; other formats: reduced after decoding). None = full.
 
     Returns a fully loaded RGB image (mode "RGB", size (W, H) after the EXIF rotation).
 
@@ -117,7 +120,11 @@ def load_image(
                 f"{label}: {width}x{height} pixels is more than the limit of {limits.max_pixels:,} pixels"
             )
         try:
+            if max_side is not None and fmt == "JPEG":
+                im.draft("RGB", (max_side, max_side))  # Decodes at the smallest scale >= max_side.
             im.load()
+            if max_side is not None and (factor := max(im.size) // max_side) > 1:
+                im = im.reduce(factor)
             im = ImageOps.exif_transpose(im) or im
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, EOFError) as exc:
             raise UnreadableImageError(f"{label}: the image data is truncated or corrupt ({_reason(exc)})") from exc

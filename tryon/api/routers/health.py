@@ -7,11 +7,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from tryon import __version__
-from tryon.api.deps import RuntimeDep
+from tryon.api.deps import OptionalPrincipalDep, RuntimeDep
 from tryon.api.metrics import CONTENT_TYPE
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import HealthPublic
+from tryon.api.schemas import ErrorPublic, HealthPublic
 from tryon.db import repositories as repo
+from tryon.db.models import Scope
 
 router = APIRouter(tags=["operations"])
 
@@ -62,12 +63,18 @@ def _health(runtime: Runtime) -> tuple[HealthPublic, bool]:
 @router.get(
     "/health",
     response_model=HealthPublic,
-    responses={503: {"model": HealthPublic, "description": "The database or the queue is down"}},
+    responses={
+        401: {"model": ErrorPublic, "description": "Credentials were sent and are invalid"},
+        503: {"model": HealthPublic, "description": "The database or the queue is down"},
+    },
 )
-async def health(runtime: RuntimeDep) -> JSONResponse:
-    """Database, queue, models and ops backend. 200 when the database and queue work, else 503."""
+async def health(runtime: RuntimeDep, principal: OptionalPrincipalDep) -> JSONResponse:
+    """200 when the database and queue work, else 503, with `{"status"}`. With an `admin` key also the
+    database, queue, jobs, models (checkpoint paths) and ops backend: nothing for anonymous eyes."""
     body, ok = await run_in_threadpool(_health, runtime)
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+    if principal is None or not principal.has_scope(Scope.ADMIN):
+        body = HealthPublic(status=body.status)
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
