@@ -2,8 +2,9 @@
 chromium driven by Playwright: open the shop, choose an outfit, go to the try-on, give consent,
 upload a real face photo (../shared/data/face_photos, or the copy of one in tests/data when the
 shared folder is not next to this checkout, as in CI), wait for the try-on image, save a
-screenshot (to tmp_path, and once to benchmarks/results/e2e_tryon.png for the record), delete the
-photos.
+screenshot (to tmp_path, and once to benchmarks/results/e2e_tryon.png for the record); then reload
+the page and open a new tab: the photo is still listed (the session lives in a cookie), and
+"Delete my photos" there deletes it on the server.
 
 Needs: `apt-get install -y chromium` (Playwright's own browser download is never used); skips with
 the reason otherwise. Marked slow: 29 s on an idle 2-core machine,
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from service_helpers import REPO_ROOT, SHARED_FACE_PHOTOS
 from ui_helpers import free_port, read_until, start_tryon_up
@@ -53,15 +55,15 @@ def require_browser_and_photo() -> None:
 
 
 @pytest.fixture
-def storefront(tmp_path: Path) -> Iterator[str]:
-    """`tryon up` on free ports; yields the storefront URL, stops it with SIGTERM."""
+def storefront(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`tryon up` on free ports; yields (storefront URL, API URL), stops it with SIGTERM."""
     require_browser_and_photo()
     port, ui_port = free_port(), free_port()
     proc = start_tryon_up(tmp_path, port, ui_port)
     seen: list[str] = []
     try:
         read_until(proc, "Press Ctrl-C", seen)
-        yield f"http://127.0.0.1:{ui_port}"
+        yield f"http://127.0.0.1:{ui_port}", f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -71,16 +73,18 @@ def storefront(tmp_path: Path) -> Iterator[str]:
             proc.communicate()
 
 
-def test_shop_to_tryon_in_a_real_browser(storefront: str, tmp_path: Path) -> None:
+def test_shop_to_tryon_in_a_real_browser(storefront: tuple[str, str], tmp_path: Path) -> None:
     from playwright import sync_api
 
+    ui_url, api_url = storefront
     t0 = time.monotonic()
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            page = context.new_page()
             page.set_default_timeout(STEP_TIMEOUT_MS)
-            page.goto(storefront)
+            page.goto(ui_url)
             page.get_by_role("heading", name="Shop").wait_for()
             # An on-model item when the catalog has a view filter; any item otherwise.
             page.get_by_role("button", name="Try it on").first.click()
@@ -114,8 +118,28 @@ def test_shop_to_tryon_in_a_real_browser(storefront: str, tmp_path: Path) -> Non
             with page.expect_download() as info:
                 download.click()
             assert info.value.suggested_filename.endswith(".png")
-            page.get_by_role("button", name="Delete my photos").click()
-            page.get_by_text("Deleted 1 photo(s)").wait_for()
+
+            # The session survives a reload and a new tab: the photo is listed and can be deleted there.
+            cookie = next(c for c in context.cookies() if c["name"] == "tryon_session")
+            assert cookie["sameSite"] == "Strict" and cookie["expires"] > time.time() + 3600, cookie
+            token = cookie["value"]
+            shopper = {"Authorization": f"Bearer {token}"}
+            stored = httpx.get(f"{api_url}/v1/faces", headers=shopper, timeout=30).json()
+            assert len(stored) == 1, stored
+            page.reload()
+            page.get_by_role("heading", name="Your photos").wait_for()
+            sync_api.expect(page.get_by_role("img", name="photo 1")).to_be_visible()
+            tab = context.new_page()
+            tab.set_default_timeout(STEP_TIMEOUT_MS)
+            tab.goto(f"{ui_url}/try-on")
+            tab.get_by_role("heading", name="Your photos").wait_for()
+            sync_api.expect(tab.get_by_role("img", name="photo 1")).to_be_visible()
+            for shown in (page, tab):
+                assert token not in shown.url
+            tab.get_by_role("button", name="Delete my photos").click()
+            tab.get_by_text("Deleted 1 photo(s)").wait_for()
+            assert httpx.get(f"{api_url}/v1/faces", headers=shopper, timeout=30).json() == []
+            assert httpx.get(f"{api_url}/v1/faces/{stored[0]['id']}", headers=shopper, timeout=30).status_code == 404
         finally:
             browser.close()
     print(f"projection ready after {projected_s:.0f} s, whole flow {time.monotonic() - t0:.0f} s")

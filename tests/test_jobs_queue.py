@@ -150,6 +150,22 @@ def test_progress_is_visible_while_a_job_runs(harness: Harness) -> None:
     assert harness.wait_status(job_id, "succeeded").result == {"gated": True}
 
 
+def test_a_job_whose_data_is_deleted_while_it_runs_says_it_was_cancelled(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The owner's data (the job row with it) is deleted mid-run: the runner stops at its next progress
+    report and says why, not that a lease expired."""
+    job_id = harness.submit("test.gated")
+    wait_for(lambda: harness.job(job_id).progress == 0.25, "progress 0.25")
+    with caplog.at_level("INFO", logger="tryon.jobs.runner"), harness.database.sessions.begin() as session:
+        assert repo.delete_owner(session, owner_id=harness.owner) is not None
+    with caplog.at_level("INFO", logger="tryon.jobs.runner"):
+        harness.release.set()
+        said = lambda: [m for r in caplog.records if job_id in (m := r.getMessage()) and "started" not in m]  # noqa: E731
+        lines = wait_for(said, "the runner's last word on the job")
+    assert lines == [f"job {job_id}: cancelled because its data was deleted while it ran; nothing is kept"], lines
+
+
 def test_idempotency_key_returns_the_first_job(harness: Harness) -> None:
     first = harness.submit("test.ok", {"n": 1}, key="order-17")
     assert harness.submit("test.ok", {"n": 1}, key="order-17") == first

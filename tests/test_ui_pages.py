@@ -186,6 +186,12 @@ def _upload_and_delete(api: LiveApi) -> None:
         assert texts(at, "error") == ["The face projection is taking too long: still queued after 1 s; try again later"]
     client = ApiClient(api.url, token=at.session_state["session_token"])
     assert client.get(f"/v1/faces/{face['id']}")["id"] == face["id"]
+    # A reload (a new page run with the token the cookie gives back): the photo is listed and deletable.
+    reloaded = page_test(api, "tryon", session_token=at.session_state["session_token"])
+    reloaded.run()
+    assert_clean(reloaded)
+    assert "Your photos" in texts(reloaded, "subheader")
+    assert reloaded.button(key=f"del-face-{face['id']}") and reloaded.button(key="delete-photos")
     at.button(key="delete-photos").click().run()
     assert not at.exception
     assert any("Deleted 1 photo" in s for s in texts(at, "success")), texts(at, "success")

@@ -188,9 +188,24 @@ class ApiClient:
         result: dict[str, Any] = self.get("/health")
         return result
 
+    def open_session(self) -> dict[str, Any]:
+        """A new anonymous shopper session: SessionPublic ({"token", "owner_id", "expires_at"})."""
+        result: dict[str, Any] = self.post("/v1/sessions")
+        return result
+
     def new_session(self) -> str:
         """A new anonymous shopper session's token."""
-        return str(self.post("/v1/sessions")["token"])
+        return str(self.open_session()["token"])
+
+    def session_is_live(self) -> bool:
+        """Whether this client's shopper token is still accepted (False: unknown or expired)."""
+        try:
+            self.get("/v1/faces", limit=1)
+        except ApiError as exc:
+            if exc.status == 401:
+                return False
+            raise
+        return True
 
     def job(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
         result: dict[str, Any] = self.get(f"/v1/jobs/{job_id}", wait=wait or None)

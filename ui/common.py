@@ -2,7 +2,8 @@
 errors, images fetched once and sized for a laptop screen, job progress bars, the label filters.
 
 State kept in `st.session_state` (one browser session):
-    session_token   the shopper's token from POST /v1/sessions (made once)
+    session_token   the shopper's token from POST /v1/sessions (made once per browser: it is kept
+                    in the `tryon_session` cookie, read back on a reload or in a new tab)
     designer_key    the designer API key typed in the studio's sidebar
     chosen_item     the outfit picked in the Shop for the Try-on page (see `item_from_*`)
 """
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import html
 import io
+import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +32,9 @@ GRID_IMAGE_PX = 200                     # Displayed side of a catalog / variant 
 DETAIL_IMAGE_PX = 320                   # Displayed side of a single large image.
 IMAGE_CACHE_SIZE = 256                  # Images kept per browser session.
 ANY = "Any"                             # The "no filter" choice of a label selectbox.
+SESSION_COOKIE = "tryon_session"        # The browser's cookie with the shopper's session token.
+SESSION_COOKIE_MAX_AGE_S = 30 * 24 * 3600  # When the API's answer has no expiry.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{16,200}")
 
 
 def settings() -> UiSettings:
@@ -40,18 +47,57 @@ def api_base() -> ApiClient:
 
 
 def shopper_client() -> ApiClient:
-    """The shopper's client; the anonymous session is made once per browser session. On failure
-    the page shows why and stops."""
+    """The shopper's client. The anonymous session is made once per browser (not per tab or page
+    load): its token is kept in a cookie that later page loads read back (`st.context.cookies`),
+    so that a reload or a new tab still shows, and can delete, what the shopper uploaded. On
+    failure the page shows why and stops."""
     base = api_base()
     token = st.session_state.get("session_token")
     if not token:
         try:
-            token = base.new_session()
+            token = _token_from_cookie(base)
+            if token is None:
+                opened = base.open_session()
+                token = str(opened["token"])
+                remember_session(token, expires_at=str(opened.get("expires_at") or ""))
         except ApiError as exc:
             st.error(exc.message)
             st.stop()
         st.session_state["session_token"] = token
     return base.with_credentials(token=token)
+
+
+def _token_from_cookie(base: ApiClient) -> str | None:
+    """The session token of this browser's cookie when the API still accepts it."""
+    try:
+        token = st.context.cookies.get(SESSION_COOKIE)
+    except Exception:  # No browser behind this run (e.g. a script run without a server).
+        return None
+    if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):  # (AppTest has no real cookies.)
+        return None
+    return token if base.with_credentials(token=token).session_is_live() else None
+
+
+def remember_session(token: str, *, expires_at: str) -> None:
+    """Keep `token` in this browser's session cookie until the session expires.
+
+    Written by a script in the page, since Streamlit has no way to set a cookie in its HTTP answers;
+    so the cookie cannot be HttpOnly. It is SameSite=Strict (never sent by another site's page),
+    Secure over https, and the token never appears in a URL that a shopper might share."""
+    if not _TOKEN_SHAPE.fullmatch(token):  # Nothing else goes into the script.
+        raise ValueError("unexpected session token format")
+    max_age = SESSION_COOKIE_MAX_AGE_S
+    with contextlib.suppress(ValueError):
+        expires = dt.datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=dt.UTC)
+        max_age = max(int((expires - dt.datetime.now(dt.UTC)).total_seconds()), 0)
+    cookie = f"{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; SameSite=Strict"
+    st.html(
+        f"<script>document.cookie = {json.dumps(cookie)} + "
+        '(location.protocol === "https:" ? "; Secure" : "");</script>',
+        unsafe_allow_javascript=True,
+    )
 
 
 @contextlib.contextmanager

@@ -91,7 +91,7 @@ class JobRunner:
             if not isinstance(result, dict):
                 raise TypeError(f"job handler for {job_type.kind!r} returned {type(result).__name__}, not a dict")
         except JobLostError:
-            log.warning("job %s: lost its claim (lease expired); its result is dropped", job_id)
+            self._log_lost(job_id, "stopped")
             return None
         except TryonError as exc:
             return self._fail(job_id, token, str(exc) or type(exc).__name__, retry=False)
@@ -103,10 +103,24 @@ class JobRunner:
         with sessions.begin() as session:
             done = repo.finish_job(session, job_id=job_id, claim_token=token, result=result)
         if not done:
-            log.warning("job %s: finished after losing its claim; its result is dropped", job_id)
+            self._log_lost(job_id, "finished")
             return None
         log.info("job %s: succeeded in %.2f s", job_id, time.perf_counter() - started)
         return "succeeded"
+
+    def _log_lost(self, job_id: str, what: str) -> None:
+        """Say truthfully why this runner no longer holds `job_id`: the job was deleted with its
+        owner's data (a shopper deleted their session, or retention did), or its lease expired and
+        another worker took it."""
+        with self.env.database.sessions() as session:
+            job = repo.get_job(session, job_id=job_id)
+        if job is None:
+            log.info("job %s: cancelled because its data was deleted while it ran; nothing is kept", job_id)
+        else:
+            log.warning(
+                "job %s: %s after losing its claim (its lease expired; now %s); its result is dropped",
+                job_id, what, job.status,
+            )
 
     def _fail(self, job_id: str, token: str, error: str, *, retry: bool) -> str | None:
         with self.env.database.sessions.begin() as session:

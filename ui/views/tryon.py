@@ -2,12 +2,13 @@
 (sliders and an instruction), borrowing from another of the session's photos (a region, or layer
 groups), the composite on the chosen outfit, before/after, download, and "delete my photos".
 
-API: POST /v1/faces, GET/DELETE /v1/faces/{id}, GET /v1/jobs/{id}, GET /v1/edits/directions,
+API: POST /v1/faces, GET /v1/faces, GET/DELETE /v1/faces/{id}, GET /v1/jobs/{id}, GET /v1/edits/directions,
 POST /v1/faces/{id}/edits, POST /v1/faces/{id}/compositions (+ its job), GET /v1/faces/{id}/edits/{id},
 POST /v1/tryon (+ its job), GET /v1/tryon, DELETE /v1/tryon/{id}, POST /v1/outfits (when no outfit is chosen).
 
-State (st.session_state): face (FacePublic), face_ids (every face uploaded in this browser
-session, for "delete my photos"), upload_id (the uploaded file already sent), edit (EditPublic),
+State (st.session_state): face (FacePublic), face_ids (every face of the shopper's session, as
+GET /v1/faces lists them on each run, oldest first: a reload or a new tab shows them too),
+upload_id (the uploaded file already sent), edit (EditPublic),
 borrowed (the edit that borrowed from another photo: slider edits stack on it), tryon_result
 ({"image", "item", "face_id"}), chosen_item (from the Shop).
 """
@@ -43,6 +44,8 @@ CONSENT = (
 )
 HISTORY_SIZE = 12                       # Earlier try-ons shown, newest first.
 HISTORY_COLUMNS = 4
+MY_FACES_LIMIT = 100                    # Photos of one session listed (the API's most per page).
+THUMB_IMAGE_PX = 120                    # Displayed side of a photo in "Your photos".
 SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
 FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result")  # upload_id stays: a file is sent once.
 # What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
@@ -98,9 +101,19 @@ def follow_projection(client: ApiClient) -> None:
     st.session_state["face"] = client.get(f"/v1/faces/{face['id']}")
 
 
+def load_my_faces(client: ApiClient) -> list[dict[str, Any]]:
+    """Every face of the shopper's session as the API has them (GET /v1/faces), oldest first, so
+    that a reload or a new tab still lists them; `face_ids` follows."""
+    faces: list[dict[str, Any]] = list(reversed(client.get("/v1/faces", limit=MY_FACES_LIMIT)))
+    st.session_state["face_ids"] = [f["id"] for f in faces]
+    return faces
+
+
 def delete_my_photos(client: ApiClient) -> int:
-    """DELETE every face uploaded in this browser session; returns how many were deleted."""
+    """DELETE every face of the shopper's session; returns how many were deleted."""
     deleted = 0
+    with contextlib.suppress(ApiError):  # The API's list, when it answers: also what earlier page loads uploaded.
+        load_my_faces(client)
     for face_id in list(st.session_state.get("face_ids", [])):
         try:
             client.delete(f"/v1/faces/{face_id}")
@@ -130,6 +143,45 @@ def render_selfie_input(client: ApiClient) -> None:
     if uploaded is not None and uploaded.file_id != st.session_state.get("upload_id"):
         st.session_state["upload_id"] = uploaded.file_id  # Sent once, even when it is refused.
         upload_selfie(client, uploaded.name or "selfie.jpg", uploaded.getvalue(), uploaded.type or "image/jpeg")
+
+
+def render_my_photos(client: ApiClient, faces: list[dict[str, Any]]) -> None:
+    """The session's photos (also those of earlier page loads and other tabs): each can be taken up
+    again or deleted."""
+    if not faces:
+        return
+    current = (st.session_state.get("face") or {}).get("id")
+    st.subheader("Your photos")
+    for slot, face in zip(st.columns(HISTORY_COLUMNS) * MY_FACES_LIMIT, faces, strict=False):
+        with slot:
+            name = photo_name(face["id"])
+            show_image(client, face.get("aligned") or face.get("photo"), THUMB_IMAGE_PX, name)
+            a, b = st.columns(2)
+            a.button("In use" if face["id"] == current else "Use this photo", key=f"use-face-{face['id']}",
+                     disabled=face["id"] == current, on_click=_use_face, args=(face,))
+            b.button("Delete", key=f"del-face-{face['id']}", icon=":material/delete:", on_click=_delete_face,
+                     args=(client, face["id"]))
+
+
+def _use_face(face: dict[str, Any]) -> None:
+    for key in FACE_STATE_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["face"] = face
+
+
+def _delete_face(client: ApiClient, face_id: str) -> None:
+    """A photo's "Delete" callback: the face and everything made from it."""
+    try:
+        client.delete(f"/v1/faces/{face_id}")
+    except ApiError as exc:
+        if exc.status != 404:  # 404: already gone.
+            st.session_state["delete_message"] = ("error", f"That photo was not deleted. {exc.message}")
+            return
+    if (st.session_state.get("face") or {}).get("id") == face_id:
+        for key in FACE_STATE_KEYS:
+            st.session_state.pop(key, None)
+    st.session_state.pop("_images", None)
+    st.session_state["delete_message"] = ("success", "Deleted that photo and everything made from it.")
 
 
 def render_face(client: ApiClient, face: dict[str, Any]) -> None:
@@ -372,15 +424,22 @@ def render() -> None:
     message = st.session_state.pop("delete_message", None)
     if message is not None:
         (st.success if message[0] == "success" else st.error)(message[1])
+    faces: list[dict[str, Any]] = []
+    with reported_errors():
+        faces = load_my_faces(client)
     with reported_errors():
         if st.session_state.get("face") is None:
             render_selfie_input(client)
+            if st.session_state.get("face") is not None:  # Just uploaded: list it with the others.
+                faces = load_my_faces(client)
     if st.session_state.get("face_ids"):  # Before the projection wait: deleting works while it runs.
         delete_slot.button(
             "Delete my photos", key="delete-photos", icon=":material/delete:", on_click=_delete_clicked, args=(client,)
         )
     if st.session_state.get("face") is None:
-        if st.session_state.get("face_ids"):  # Another photo is being chosen: the try-ons stay in view.
+        if st.session_state.get("face_ids"):  # Another photo is being chosen: the photos and try-ons stay in view.
+            with reported_errors():
+                render_my_photos(client, faces)
             with reported_errors():
                 render_history(client)
         return
@@ -401,5 +460,7 @@ def render() -> None:
     st.divider()
     with reported_errors():
         render_tryon(client, face)
+    with reported_errors():
+        render_my_photos(client, faces)
     with reported_errors():
         render_history(client)
