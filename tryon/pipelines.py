@@ -426,7 +426,9 @@ class TryOnPipeline:
             else:
                 from tryon.face import render_face
 
-                reconstruction = render_face(self.face_models, latent)
+                # The reconstruction on the same (tuned or plain) generator as the edit, so that their
+                # difference is the edit alone (an edit stored before the face was tuned has no PTI).
+                reconstruction = render_face(self.face_models, latent.replace(pti=edited.pti))
                 face = apply_edit_to_photo(photo, reconstruction, rendered).image
             timings["photo_edit"] = time.perf_counter() - t0
         else:
