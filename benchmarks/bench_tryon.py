@@ -22,11 +22,29 @@ hard paste without colour matching):
 - seconds per step (upscale, locate, face landmarks, warp, mask, colour, blend), and for the whole
   `try_on` with the shipped models: projection (N steps), render, outfit generation, composite.
 
-    python benchmarks/bench_tryon.py                    # all photos, 3 faces, 16 generated models
-    python benchmarks/bench_tryon.py --quick            # 6 photos, 2 faces, 4 generated models
+Identity (`--sections identity`): does the shopper see their own face? LFW photos
+(../shared/data/faces_lfw, genders from lfw_labels.csv; the first N/2 women and N/2 men, one photo a
+person) are projected (encoder + `--project-steps`, kept in `--cache`) and put onto real model photos
+of the same gender (four each, round robin; `--models-per-face` more), with no edit and with smile +1,
+glasses +1, age +10 (one unit each), two ways in one run:
 
-Prints tables, writes benchmarks/results/bench_tryon.json and three small images
-benchmarks/results/tryon_{real,generated,render}.png.
+- `generator`: the face generator's 64² rendering pasted (the try-on before the high-fidelity path);
+- `photo`: the aligned photo at its own resolution, the generator's change applied (tryon.composite.
+  photo_edit), pasted.
+
+Per try-on: the identity distance of dlib's face-recognition ResNet (`eval` extra: dlib-bin +
+face-recognition-models; < 0.6 = the same person) from the LFW photo to the face in the composite,
+and the share recognised; the face's size in the composite (eye distance and face-mask height, px);
+the attribute classifier's (tryon/assets/face_features) P(attribute) on the pasted face against the
+unedited one (target change, and mean |change| of the other named attributes); seconds per try-on
+with a cached projection (`TryOnPipeline.try_on_latent`: edit, render, photo edit, composite).
+
+    python benchmarks/bench_tryon.py                    # all sections: all photos, 3 faces, 16 generated models, 40 LFW
+    python benchmarks/bench_tryon.py --quick            # 6 photos, 2 faces, 4 generated models, 8 LFW
+    python benchmarks/bench_tryon.py --sections identity --lfw 40
+
+Prints tables, writes benchmarks/results/bench_tryon.json (`--sections identity` alone:
+bench_tryon_identity.json) and small images benchmarks/results/tryon_{real,generated,render,identity}.png.
 """
 
 from __future__ import annotations
@@ -48,6 +66,18 @@ DATA = REPO.parent / "shared" / "data"
 FACES = ("biden.jpg", "obama.jpg", "alex-lacamoire.png")
 BLENDS = ("laplacian", "poisson", "alpha", "paste")
 OUTFITS = (("tops", "Women"), ("tops", "Men"), ("outerwear", "Women"), ("bottoms", "Men"))
+# Real model photos with a usable, front-facing face, by gender (tryon_examples/<folder>/<name>).
+MODEL_PHOTOS = {
+    "Women": ("idm_human/00034_00.jpg", "ootd_model/01861_00.jpg", "ootd_model/model_1.png", "ootd_model/model_3.png"),
+    "Men": ("ootd_model/model_5.png", "ootd_model/model_6.png", "ootd_model/model_7.png", "idm_human/sam1.jpg"),
+}
+IDENTITY_EDITS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("none", {}), ("smile +1", {"smile": 1.0}), ("glasses +1", {"glasses": 1.0}), ("age +10", {"age": 10.0}),
+)
+EDIT_TARGETS = {"smile +1": "Smiling", "glasses +1": "Eyeglasses", "age +10": "Young"}
+NAMED_ATTRIBUTES = ("Young", "Male", "Smiling", "Eyeglasses", "Blond_Hair", "Bald", "Mustache", "No_Beard",
+                    "Wearing_Hat", "Heavy_Makeup")
+SAME_PERSON = 0.6       # dlib's threshold for the same person.
 
 
 def aligned_faces(names: tuple[str, ...]) -> dict[str, Image.Image]:
@@ -248,64 +278,309 @@ def bench_pipeline(project_steps: int) -> tuple[dict[str, Any], Image.Image]:
     return out, sheet
 
 
+# ----------------------------------------------------------------------------------------------------
+# Identity: does the shopper see their own face?
+
+
+class Recogniser:
+    """dlib's face detector, 68-point shape predictor and face-recognition ResNet (the `eval` extra)."""
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("face_recognition_models")
+        try:
+            import dlib
+        except ImportError as exc:
+            spec = None
+            why = str(exc)
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("the identity section needs the eval extra (pip install 'tryon[eval]': dlib-bin, "
+                             f"face-recognition-models){': ' + why if spec is None and 'why' in locals() else ''}")
+        # Not imported: its __init__ needs pkg_resources (gone from recent setuptools); the weights are
+        # plain files in the package.
+        models = Path(next(iter(spec.submodule_search_locations))) / "models"
+        self.detector = dlib.get_frontal_face_detector()
+        self.shape = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
+        self.net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.dlib = dlib
+
+    def descriptor(self, image: Image.Image, keypoints: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+        """128-d descriptor of the face nearest `keypoints` ([5, 2] eyes, mouth corners, nose; None =
+        the largest), and how it was boxed ("detector", "keypoints" or "none")."""
+        rgb = np.asarray(image.convert("RGB"))
+        offset = np.zeros(2)
+        scale = 1.0
+        if keypoints is not None:  # Work in a crop around the face, enlarged so dlib's detector sees it.
+            eye = float(np.hypot(*(keypoints[1] - keypoints[0])))
+            c = keypoints.mean(axis=0)
+            half = 2.5 * eye
+            x0, y0 = int(max(0, c[0] - half)), int(max(0, c[1] - half))
+            x1, y1 = int(min(rgb.shape[1], c[0] + half)), int(min(rgb.shape[0], c[1] + half))
+            scale = max(1.0, 60.0 / max(eye, 1.0))
+            crop = Image.fromarray(rgb[y0:y1, x0:x1]).resize(
+                (round((x1 - x0) * scale), round((y1 - y0) * scale)), Image.Resampling.BICUBIC)
+            rgb, offset = np.asarray(crop), np.array([x0, y0], dtype=np.float64)
+        dets = list(self.detector(rgb, 1))
+        how = "detector"
+        if keypoints is not None:
+            kp = (keypoints - offset) * scale
+            centre = kp.mean(axis=0)
+            dets = [d for d in dets if abs((d.left() + d.right()) / 2 - centre[0]) < (d.right() - d.left()) / 2
+                    and abs((d.top() + d.bottom()) / 2 - centre[1]) < (d.bottom() - d.top()) / 2]
+            if not dets:  # dlib's box of a frontal face: about 2.2 eye distances wide, centred below the eyes.
+                eye = float(np.hypot(*(kp[1] - kp[0])))
+                cx, cy = centre[0], centre[1] + 0.1 * eye
+                half = 1.1 * eye
+                dets = [self.dlib.rectangle(int(cx - half), int(cy - half), int(cx + half), int(cy + half))]
+                how = "keypoints"
+        if not dets:
+            return None, "none"
+        det = max(dets, key=lambda d: d.area())
+        shape = self.shape(rgb, det)
+        return np.asarray(self.net.compute_face_descriptor(rgb, shape)), how
+
+
+def lfw_photos(n: int) -> list[tuple[Path, str]]:
+    """The first n/2 women and n/2 men of lfw_labels.csv with a photo here, one photo a person."""
+    import csv
+
+    root = DATA / "faces_lfw"
+    women: list[tuple[Path, str]] = []
+    men: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+    with open(root / "lfw_labels.csv", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            path = root / "images" / row["file"]
+            if row["identity"] in seen or not path.is_file():
+                continue
+            seen.add(row["identity"])
+            female = row["female(1)/male(0)"] == "1"
+            (women if female else men).append((path, "Women" if female else "Men"))
+    return women[: (n + 1) // 2] + men[: n // 2]
+
+
+def attribute_probs(models: Any, faces: list[Image.Image]) -> dict[str, np.ndarray]:
+    """P(attribute) of aligned faces (any size) by the attribute classifier: {name: [N]}."""
+    import torch
+
+    from training.face_directions import attribute_columns, classify
+    from tryon.face.models import face_tensor
+
+    x = torch.cat([face_tensor(models, f) for f in faces])
+    _, scores = classify(models, x)
+    cols = attribute_columns(models)
+    return {name: torch.sigmoid(scores[:, cols[name]]).numpy() for name in NAMED_ATTRIBUTES if name in cols}
+
+
+def bench_identity(n: int, models_per_face: int, steps: int, cache: Path) -> tuple[dict[str, Any], Image.Image]:
+    from tryon.face.align import align_face, photo_res, realign
+    from tryon.face.latent import FaceLatent
+    from tryon.face.project import project_face
+    from tryon.pipelines import ALIGN_RES, TryOnPipeline
+    from tryon.vision.io import load_image
+
+    rec = Recogniser()
+    pipe = TryOnPipeline(project_steps=steps)
+    fm = pipe.face_models
+    cache.mkdir(parents=True, exist_ok=True)
+    models = {g: [load_image(DATA / "tryon_examples" / m) for m in names] for g, names in MODEL_PHOTOS.items()}
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    sheet_rows: list[Image.Image] = []
+    projection_seconds: list[float] = []
+    for i, (path, gender) in enumerate(lfw_photos(n)):
+        photo = load_image(path)
+        ref, how = rec.descriptor(photo)
+        if ref is None:
+            skipped.append(f"{path.name}: dlib finds no face in the photo")
+            continue
+        try:
+            aligned = align_face(photo, ALIGN_RES)[0]
+        except Exception as exc:  # NoFaceError: our aligner finds none.
+            skipped.append(f"{path.name}: {exc}")
+            continue
+        crop = realign(photo, aligned, photo_res(aligned))
+        file = cache / f"{path.stem}_s{steps}.npz"
+        if file.is_file():
+            latent = FaceLatent.load(file)
+        else:
+            t0 = time.perf_counter()
+            latent = project_face(fm, aligned.image, steps=steps).latent
+            projection_seconds.append(time.perf_counter() - t0)
+            latent.save(file)
+        for k in range(models_per_face):
+            mi = (i + k) % len(models[gender])
+            model = models[gender][mi]
+            per: dict[str, Any] = {"photo": path.name, "gender": gender, "model": MODEL_PHOTOS[gender][mi],
+                                   "photo_res": crop.size[0], "photo_box": how}
+            sheet_row: list[tuple[str, Image.Image]] = [("photo", crop)]
+            for mode in ("generator", "photo"):
+                faces: list[Image.Image] = []
+                for label, edits in IDENTITY_EDITS:
+                    t0 = time.perf_counter()
+                    r = pipe.try_on_latent(latent, model, edits, photo=crop if mode == "photo" else None)
+                    seconds = time.perf_counter() - t0
+                    desc, box = rec.descriptor(r.image, r.composite.target_keypoints)
+                    dist = float(np.linalg.norm(desc - ref)) if desc is not None else float("nan")
+                    mask = np.asarray(r.composite.mask) > 127
+                    ys = np.nonzero(mask.any(axis=1))[0]
+                    per[f"{mode}/{label}"] = {
+                        "distance": dist, "box": box, "seconds": seconds,
+                        "eye_px": float(r.composite.metrics["eye_distance_px"]),
+                        "face_px": float(ys.max() - ys.min() + 1) if len(ys) else float("nan"),
+                    }
+                    faces.append(r.face)
+                    if k == 0 and (mode == "photo" or label == "none"):
+                        sheet_row.append((f"{mode[:3]} {label} d={dist:.2f}", crop_panel(r.composite, 128)))
+                probs = attribute_probs(fm, faces)
+                for j, (label, _) in enumerate(IDENTITY_EDITS):
+                    per[f"{mode}/{label}"]["p"] = {a: float(v[j]) for a, v in probs.items()}
+                    per[f"{mode}/{label}"]["p_delta"] = {a: float(v[j] - v[0]) for a, v in probs.items()}
+            rows.append(per)
+            if k == 0 and i % max(1, n // 6) == 0:
+                sheet_rows.append(labelled(sheet_row, 128))
+        print(f"  {i + 1}/{n} {path.name}: photo/none {rows[-1]['photo/none']['distance']:.3f}, generator/none "
+              f"{rows[-1]['generator/none']['distance']:.3f}" if rows and rows[-1]["photo"] == path.name else
+              f"  {i + 1}/{n} {path.name}: skipped", flush=True)
+
+    summary: dict[str, Any] = {}
+    for mode in ("generator", "photo"):
+        for label, _ in IDENTITY_EDITS:
+            cells = [r[f"{mode}/{label}"] for r in rows]
+            d = np.array([c["distance"] for c in cells])
+            target = EDIT_TARGETS.get(label)
+            entry: dict[str, Any] = {
+                "distance_median": float(np.nanmedian(d)),
+                "distance_mean": float(np.nanmean(d)),
+                "recognised": float(np.mean(d < SAME_PERSON)),
+                "eye_px_median": float(np.median([c["eye_px"] for c in cells])),
+                "face_px_median": float(np.nanmedian([c["face_px"] for c in cells])),
+                "seconds_median": float(np.median([c["seconds"] for c in cells])),
+                "boxed_by_keypoints": float(np.mean([c["box"] == "keypoints" for c in cells])),
+            }
+            if target is not None:
+                entry["target"] = target
+                entry["target_delta"] = float(np.mean([c["p_delta"][target] for c in cells]))
+                entry["others_abs_delta"] = float(np.mean(
+                    [np.mean([abs(v) for a, v in c["p_delta"].items() if a != target]) for c in cells]))
+            summary[f"{mode}/{label}"] = entry
+    out = {
+        "n_photos": len({r["photo"] for r in rows}), "n_tryons_per_setting": len(rows), "skipped": skipped,
+        "project_steps": steps, "models": MODEL_PHOTOS, "threshold": SAME_PERSON,
+        "projection_seconds_median": float(np.median(projection_seconds)) if projection_seconds else None,
+        "photo_res_median": float(np.median([r["photo_res"] for r in rows])),
+        "summary": summary, "rows": rows,
+    }
+    return out, stack(sheet_rows)
+
+
+def stack(sheets: list[Image.Image]) -> Image.Image:
+    """Sheets one under the other."""
+    if not sheets:
+        return Image.new("RGB", (8, 8), (255, 255, 255))
+    out = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), (255, 255, 255))
+    y = 0
+    for s in sheets:
+        out.paste(s, (0, y))
+        y += s.height
+    return out
+
+
+def print_identity(ident: dict[str, Any]) -> None:
+    print(f"\nidentity: {ident['n_photos']} LFW photos, {ident['n_tryons_per_setting']} try-ons per setting "
+          f"(dlib distance photo -> try-on face; recognised = share < {SAME_PERSON}; aligned photo "
+          f"{ident['photo_res_median']:.0f} px median)")
+    cols = ("dist med", "recognised", "eye px", "face px", "target", "dP target", "|dP| others", "s/try-on")
+    print(f"{'setting':<22}" + "".join(f"{c:>12}" for c in cols))
+    for key, e in ident["summary"].items():
+        vals = [f"{e['distance_median']:.3f}", f"{e['recognised']:.2f}", f"{e['eye_px_median']:.0f}",
+                f"{e['face_px_median']:.0f}", e.get("target", "-"),
+                f"{e['target_delta']:+.3f}" if "target_delta" in e else "-",
+                f"{e['others_abs_delta']:.3f}" if "others_abs_delta" in e else "-", f"{e['seconds_median']:.2f}"]
+        print(f"{key:<22}" + "".join(f"{v:>12}" for v in vals))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small subset (a smoke run)")
+    parser.add_argument("--sections", default="real,generated,pipeline,identity",
+                        help="comma-separated: real, generated, pipeline, identity (default all)")
     parser.add_argument("--project-steps", type=int, default=20, help="projection steps in the try_on timing")
-    parser.add_argument("--out", default=str(RESULTS / "bench_tryon.json"))
+    parser.add_argument("--lfw", type=int, default=40, help="LFW photos in the identity section (half women)")
+    parser.add_argument("--models-per-face", type=int, default=1, help="model photos each LFW photo goes onto")
+    parser.add_argument("--identity-steps", type=int, default=50, help="projection steps in the identity section")
+    parser.add_argument("--cache", default="/tmp/bench_tryon_latents", help="where LFW projections are kept")
+    parser.add_argument("--out", default=None,
+                        help="JSON report (default benchmarks/results/bench_tryon[_identity].json)")
     args = parser.parse_args()
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    unknown = sections - {"real", "generated", "pipeline", "identity"}
+    if unknown:
+        print(f"unknown section(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     if not (DATA / "tryon_examples").is_dir():
         print(f"{DATA / 'tryon_examples'} is absent: nothing to benchmark", file=sys.stderr)
         return 1
     import torch
 
     started = time.perf_counter()
-    faces = aligned_faces(FACES[:2] if args.quick else FACES)
-    print("real try-on photos:", flush=True)
-    real, real_sheets = bench_real(faces, args.quick)
-    print("generated models:", flush=True)
-    gen, gen_sheet = bench_generated(faces, args.quick)
-    print("try_on with the shipped models:", flush=True)
-    pipeline, render_sheet = bench_pipeline(args.project_steps)
-
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if real_sheets:
-        sheet = Image.new("RGB", (real_sheets[0].width, sum(s.height for s in real_sheets)), (255, 255, 255))
-        y = 0
-        for s in real_sheets:
-            sheet.paste(s, (0, y))
-            y += s.height
-        save_small(sheet, RESULTS / "tryon_real.png")
-    save_small(gen_sheet, RESULTS / "tryon_generated.png")
-    save_small(render_sheet, RESULTS / "tryon_render.png")
-
-    report = {
-        "benchmark": "bench_tryon",
-        "quick": args.quick,
-        "faces": list(faces),
-        "real_photos": real,
-        "generated_models": gen,
-        "try_on": pipeline,
-        "seconds_total": time.perf_counter() - started,
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-        },
+    report: dict[str, Any] = {"benchmark": "bench_tryon", "quick": args.quick, "sections": sorted(sections)}
+    faces = aligned_faces(FACES[:2] if args.quick else FACES) if sections & {"real", "generated"} else {}
+    if faces:
+        report["faces"] = list(faces)
+    if "real" in sections:
+        print("real try-on photos:", flush=True)
+        real, real_sheets = bench_real(faces, args.quick)
+        report["real_photos"] = real
+        if real_sheets:
+            save_small(stack(real_sheets), RESULTS / "tryon_real.png")
+    if "generated" in sections:
+        print("generated models:", flush=True)
+        gen, gen_sheet = bench_generated(faces, args.quick)
+        report["generated_models"] = gen
+        save_small(gen_sheet, RESULTS / "tryon_generated.png")
+    if "pipeline" in sections:
+        print("try_on with the shipped models:", flush=True)
+        pipeline, render_sheet = bench_pipeline(args.project_steps)
+        report["try_on"] = pipeline
+        save_small(render_sheet, RESULTS / "tryon_render.png")
+    if "identity" in sections:
+        print("identity:", flush=True)
+        ident, ident_sheet = bench_identity(8 if args.quick else args.lfw, args.models_per_face,
+                                            args.identity_steps, Path(args.cache))
+        report["identity"] = ident
+        save_small(ident_sheet, RESULTS / "tryon_identity.png")
+    report["seconds_total"] = time.perf_counter() - started
+    report["machine"] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
     }
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    out = Path(args.out) if args.out else RESULTS / ("bench_tryon_identity.json" if sections == {"identity"}
+                                                     else "bench_tryon.json")
+    out.write_text(json.dumps(report, indent=2))
 
     cols = ("landmark_px", "landmark_px_p90", "landmark_rel", "found", "seam_excess", "seam_ratio", "delta_e")
-    for title, part in (("real photos", real), ("generated models", gen)):
+    for title, key in (("real photos", "real_photos"), ("generated models", "generated_models")):
+        if key not in report:
+            continue
+        part = report[key]
         print(f"\n{title} (medians, found = share; n = composites per blend)")
         print(f"{'blend':<10}" + "".join(f"{c:>16}" for c in (*cols, "n")))
         for blend, s in part["by_blend"].items():
             print(f"{blend:<10}" + "".join(f"{s.get(c, float('nan')):>16.3f}" for c in (*cols, "n")))
         print("seconds per step (laplacian, median): " + ", ".join(f"{k} {v:.3f}" for k, v in part["seconds"].items()))
-    print(f"\nrefused photos: {len(real['refused'])} of {real['photos']}; generated located: {gen['located']}")
-    print(f"try_on: {json.dumps(pipeline)}")
-    print(f"wrote {args.out}")
+    if "real_photos" in report and "generated_models" in report:
+        real, gen = report["real_photos"], report["generated_models"]
+        print(f"\nrefused photos: {len(real['refused'])} of {real['photos']}; generated located: {gen['located']}")
+    if "try_on" in report:
+        print(f"try_on: {json.dumps(report['try_on'])}")
+    if "identity" in report:
+        print_identity(report["identity"])
+    print(f"wrote {out}")
     return 0
 
 

@@ -126,7 +126,10 @@ def test_face_upload_ownership_and_delete(client: TestClient) -> None:
     face = r.json()
     assert face["status"] == "projecting" and face["faces_found"] == 1 and face["note"] is None
     assert face["aligned"]["width"] == face["aligned"]["height"] == 256
-    assert {img["kind"] for img in face["images"]} == {"face_photo", "face_aligned"}
+    assert {img["kind"] for img in face["images"]} == {"face_photo", "face_aligned", "face_aligned_hr"}
+    # The same crop at the photo's own resolution (what a try-on shows): as many px as the face spans.
+    hr = next(img for img in face["images"] if img["kind"] == "face_aligned_hr")
+    assert hr["width"] == hr["height"] and 64 <= hr["width"] <= 512 and hr["width"] != 256
 
     photo = client.get(face["photo"]["url"], headers=alice)
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/png"
@@ -146,7 +149,7 @@ def test_face_upload_ownership_and_delete(client: TestClient) -> None:
     assert job["status"] == "succeeded", job
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     blob_files = [p for p in runtime.blobs.root.rglob("*") if p.is_file()]
-    assert len(blob_files) == 4  # Photo, aligned crop, latent, reconstruction.
+    assert len(blob_files) == 5  # Photo, aligned crops (256 px, photo resolution), latent, reconstruction.
     assert client.delete(f"/v1/faces/{face['id']}", headers=alice).status_code == 204
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []  # Photo and crops gone from disk.
     assert client.get(f"/v1/faces/{face['id']}", headers=alice).status_code == 404

@@ -237,14 +237,26 @@ def test_synthesize_matches_the_generator(models: FaceModels) -> None:
 # `tryon project`.
 
 
-def test_project_cli_writes_its_four_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_project_cli_writes_its_five_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from tryon.cli import main
 
     out = tmp_path / "proj"
     assert main(["project", str(FACE_PHOTO), "--out", str(out), "--steps", "2"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["aligned.png", "latent.npz", "metrics.json", "reconstruction.png"]
+    names = ["aligned.png", "latent.npz", "metrics.json", "photo.png", "reconstruction.png"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    # The aligned photo at its own resolution, the face `tryon tryon --face DIR` shows.
+    assert 64 < Image.open(out / "photo.png").size[0] == Image.open(out / "photo.png").size[1] <= 512
+    capsys.readouterr()
+    model = tmp_path / "model.png"
+    Image.new("RGB", (64, 64), (230, 230, 230)).save(model)
+    result = tmp_path / "tryon.png"
+    face_png = str(tmp_path / "f.png")
+    args = ["tryon", "--face", str(out), "--outfit", str(model), "--out", str(result), "--save-face", face_png]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["face"] == "photo"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "f.png")), np.asarray(Image.open(out / "photo.png")))
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"psnr", "ssim", "feature_distance", "seconds"} <= set(metrics) and metrics["steps"] == 2
     assert Image.open(out / "reconstruction.png").size == Image.open(out / "aligned.png").size == (64, 64)

@@ -80,8 +80,15 @@ def test_upload_is_projected_and_delete_removes_everything(client: TestClient) -
     latent = FaceLatent.from_bytes(runtime.blobs.get(result["latent_sha256"]))
     assert latent.ws.shape == (10, 128) and latent.meta["steps"] == 3
 
+    hr = next(img for img in face["images"] if img["kind"] == "face_aligned_hr")
+    with runtime.database.sessions() as session:
+        from tryon.db.models import Image as ImageRow
+
+        hr_sha = session.get(ImageRow, hr["id"]).blob_sha256  # type: ignore[union-attr]
+    assert runtime.blobs.exists(hr_sha)
     assert client.delete(f"/v1/faces/{face['id']}", headers=h).status_code == 204
-    assert not runtime.blobs.exists(result["latent_sha256"])
+    assert not runtime.blobs.exists(result["latent_sha256"]) and not runtime.blobs.exists(hr_sha)
+    assert client.get(f"/v1/images/{hr['id']}", headers=h).status_code == 404
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []  # Photo, crops, latent, reconstruction.
     assert client.get(recon["url"], headers=h).status_code == 404
 

@@ -39,14 +39,26 @@ def session_of(client: TestClient) -> tuple[dict[str, str], str]:
 
 
 def make_face(
-    client: TestClient, owner_id: str, *, projected: bool = True, shape: tuple[int, int] = (10, 128), seed: int = 0
+    client: TestClient,
+    owner_id: str,
+    *,
+    projected: bool = True,
+    shape: tuple[int, int] = (10, 128),
+    seed: int = 0,
+    photo: Image.Image | None = None,
 ) -> str:
-    """A face row of `owner_id`, with a stored latent of the shipped face G (what `face.project` leaves)."""
+    """A face row of `owner_id`, with a stored latent of the shipped face G (what `face.project` leaves)
+    and, when given, its aligned photo at the photo's resolution (what the upload stores)."""
+    from tryon.api.records import save_image
+    from tryon.api.routers.faces import ALIGNED_PHOTO_KIND
     from tryon.face.latent import FaceLatent
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     with runtime.database.sessions.begin() as session:
         face = repo.create_face(session, owner_id=owner_id, alignment={"faces_found": 1})
+        if photo is not None:
+            save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind=ALIGNED_PHOTO_KIND,
+                       face_id=face.id)
         if projected:
             latent = FaceLatent(ws=np.random.default_rng(seed).normal(0, 0.3, shape).astype(np.float32))
             blob = repo.store_blob(
@@ -107,6 +119,37 @@ def test_a_tryon_is_rendered_stored_and_deleted_with_its_face(client: TestClient
     assert client.delete(f"/v1/faces/{face_id}", headers=alice).status_code == 204
     assert client.get(f"/v1/tryon/{tryon['id']}", headers=alice).status_code == 404
     assert client.get(done["image"]["url"], headers=alice).status_code == 404
+
+
+SHARED_PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face_photos" / "obama.jpg"
+
+
+@pytest.mark.skipif(not SHARED_PHOTO.is_file(), reason=f"{SHARED_PHOTO} is absent (a real face photo)")
+def test_the_render_job_shows_the_stored_photo(client: TestClient) -> None:
+    from tryon.face.align import align_face, photo_res, realign
+    from tryon.vision.io import load_image
+
+    source = load_image(SHARED_PHOTO)
+    aligned = align_face(source, 256)[0]
+    photo = realign(source, aligned, photo_res(aligned))
+    alice, alice_id = session_of(client)
+    outfit = make_outfit(client, alice)
+    results = {}
+    faces = {"photo": make_face(client, alice_id, photo=photo), "generator": make_face(client, alice_id)}
+    for kind, face_id in faces.items():
+        r = client.post("/v1/tryon", headers=alice, json={"face_id": face_id, "outfit_id": outfit["id"]})
+        assert r.status_code == 202, r.text
+        job = wait_job(client, r.json()["job"]["id"], alice)
+        assert job["status"] == "succeeded", job
+        results[kind] = job["result"]
+        assert job["result"]["metrics"]["face"] == kind
+        png = client.get(job["result"]["image"]["url"], headers=alice).content
+        results[kind]["pixels"] = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert any("generator" in n for n in results["generator"]["notes"])
+    assert not any("generator" in n for n in results["photo"]["notes"])
+    # Same latent, same model: only the face source differs, and it shows.
+    diff = np.abs(results["photo"]["pixels"].astype(int) - results["generator"]["pixels"].astype(int)).max(axis=2)
+    assert (diff > 8).mean() > 0.002
 
 
 def test_tryon_checks_ownership_projection_and_the_model(client: TestClient) -> None:

@@ -101,3 +101,70 @@ def test_a_photo_onto_a_real_model_photo_projects_once(pipe: TryOnPipeline) -> N
     assert second.cached["projection"] and second.face_latent is first.face_latent
     with pytest.raises(InputError, match="no face"):
         pipe.try_on(Image.new("RGB", (200, 200), (120, 160, 200)), model)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The high-fidelity path: the shopper's own photo is the face; edits are the generator's change.
+
+
+def _luma_correlation(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    weights = np.array([0.299, 0.587, 0.114])
+    la, lb = a[where].astype(np.float64) @ weights, b[where].astype(np.float64) @ weights
+    return float(np.corrcoef(la, lb)[0, 1])
+
+
+def test_the_generator_change_is_added_to_the_photo_inside_the_face_only() -> None:
+    from tryon.composite.photo_edit import apply_edit_to_photo, face_region
+
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8))
+    recon = Image.fromarray(np.full((64, 64, 3), 100, np.uint8))
+    same = apply_edit_to_photo(photo, recon, recon.copy())
+    assert np.array_equal(np.asarray(same.image), np.asarray(photo)) and same.change == 0.0
+    brighter = apply_edit_to_photo(photo, recon, Image.fromarray(np.full((64, 64, 3), 110, np.uint8)))
+    diff = np.asarray(brighter.image).astype(int) - np.asarray(photo).astype(int)
+    region = face_region(160)
+    inside, outside = region > 0.99, region < 0.01
+    unclipped = (np.asarray(photo) < 240).all(axis=2)
+    assert np.abs(diff[inside & unclipped] - 10).max() <= 1  # A small change: added, the photo's detail kept.
+    assert np.abs(diff[outside]).max() == 0 and brighter.structure == 0.0
+    # A large change (new structure) replaces the photo's detail there: the result follows the edit.
+    bold = apply_edit_to_photo(photo, recon, Image.fromarray(np.full((64, 64, 3), 200, np.uint8)))
+    assert bold.structure > 0.9 and np.asarray(bold.image)[inside].std() < 0.5 * np.asarray(photo)[inside].std()
+
+
+@pytest.mark.skipif(not (SHARED / "tryon_examples").is_dir(), reason=f"{SHARED} is absent (real photos)")
+def test_a_tryon_shows_the_photo_and_an_edit_changes_only_the_face(pipe: TryOnPipeline) -> None:
+    from tryon.composite.photo_edit import face_region
+    from tryon.vision.io import load_image
+    from tryon.vision.warp import warp_image
+
+    photo = load_image(SHARED / "face_photos" / "obama.jpg")
+    model = load_image(SHARED / "tryon_examples" / "idm_human" / "00034_00.jpg")
+    latent, crop, _ = pipe.face_source(photo)
+    assert crop is not None and 64 < crop.size[0] <= 512
+
+    plain = pipe.try_on_latent(latent, model, photo=crop)
+    assert np.array_equal(np.asarray(plain.face), np.asarray(crop)) and plain.image.size == model.size
+    generator = pipe.try_on_latent(latent, model)  # The old path: the 64² rendering pasted.
+    assert plain.face.size != generator.face.size and any("generator" in n for n in generator.notes)
+
+    def correlation(result: TryOnResult) -> float:
+        """Of the composite's face with the photo put where the compositor put the pasted face."""
+        M = result.composite.transform * (result.face.size[0] / crop.size[0])  # photo px -> output px.
+        M[:, 2] = result.composite.transform[:, 2]
+        placed = np.asarray(warp_image(crop, M, result.image.size))
+        inner = np.asarray(result.composite.mask) > 240
+        return _luma_correlation(np.asarray(result.image), placed, inner)
+
+    # The photo's own pixels (colour-matched) in the face: far closer to it than the generator's face.
+    assert correlation(plain) > 0.95 and correlation(plain) > correlation(generator) + 0.1
+
+    smiled = pipe.try_on_latent(latent, model, {"smile": 1.0}, photo=crop)
+    assert smiled.edits == {"smile": 1.0} and smiled.face.size == crop.size
+    change = np.abs(np.asarray(smiled.face).astype(int) - np.asarray(crop).astype(int)).max(axis=2)
+    region = face_region(crop.size[0])
+    assert change[region > 0.99].mean() > 1.0 and change[region < 0.01].max() == 0
+    # The full try-on with the photo takes the same path (the projection cached with its photo).
+    full = pipe.try_on(photo, model)
+    assert full.photo is not None and np.array_equal(np.asarray(full.face), np.asarray(crop))

@@ -13,10 +13,17 @@ Try-on in one call: a face (photo or latent) + an outfit (image, generated resul
                     {"age": 10, "smile": 0.5})
     result.image.save("tryon.png")
 
-Steps (each timed in `result.timings`, seconds): the face photo is aligned (`align_face`) and
-projected (`project_face`) -> FaceLatent; the edits move it (`edit_latent`) and the face G renders it
-(`render_face`); the outfit is generated (`FashionPipeline.generate_outfit`, view on_model) unless an
-image is given; `composite_face` pastes the face on. Projections and generated outfits are kept in
+Steps (each timed in `result.timings`, seconds): the face photo is aligned (`align_face`) twice from
+one detection: at 256 px for the projection (`project_face`) -> FaceLatent, and at the photo's own
+resolution (`photo_res`, up to 512 px) -> the face the shopper sees; the edits move the latent
+(`edit_latent`) and the face G renders it and its unedited reconstruction (`render_face`); the
+generator's change (edited − reconstruction) is applied to the photo (`apply_edit_to_photo`: with no
+edit the face is the photo itself); the outfit is generated (`FashionPipeline.generate_outfit`, view
+on_model) unless an image is given; `composite_face` pastes the face on at the model image's full
+resolution. Without a photo (a bare latent) the generator's 64² face is pasted, as before.
+
+The service stores the projection and the high-resolution crop and calls `try_on_latent` (latent +
+photo + model image + edits -> TryOnResult), the step `try_on` ends with. Projections and generated outfits are kept in
 LRU caches (keyed by the photo's pixel hash and projection settings, and by the outfit spec), so
 trying the same face on several outfits, or several edits on one outfit, projects and generates once.
 
@@ -39,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from PIL import Image
 
 from tryon.composite import CompositeResult, composite_face
+from tryon.composite.photo_edit import apply_edit_to_photo
 from tryon.errors import InputError
 from tryon.fashion import FashionPipeline, OutfitResult, OutfitSpec, TransferResult, garment_transfer, garment_variants
 
@@ -123,13 +131,16 @@ class TryOnResult:
     """A try-on and what made it."""
 
     image: Image.Image                  # The composite, RGB (the model image's size, upscaled when small).
-    face: Image.Image                   # The rendered, edited face, RGB res x res.
+    face: Image.Image                   # The face pasted: the edited photo (S x S, S <= 512), or the
+                                        #   generator's rendering (res x res) without a photo.
+    rendered: Image.Image               # The generator's rendering of the edited latent, RGB res x res.
     model_image: Image.Image            # The model image the face went onto (as given or generated).
     composite: CompositeResult          # Mask, transform, compositing metrics and notes.
     latent: FaceLatent                  # The face latent after the edits.
     face_latent: FaceLatent             # The face latent before the edits (projected or given).
     outfit: OutfitResult | None         # The generated outfit, None when a model image was given.
     edits: dict[str, float]             # The strengths applied (instruction words merged in).
+    photo: Image.Image | None = None    # The aligned photo the face came from (None: generator pixels only).
     notes: list[str] = dataclasses.field(default_factory=list)
     cached: dict[str, bool] = dataclasses.field(default_factory=dict)    # {"projection", "outfit"}: cache hits.
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # Seconds per step, and "total".
@@ -146,13 +157,20 @@ def _image_key(image: Image.Image) -> str:
     return h.hexdigest()
 
 
-def _load_face_latent_dir(path: Path) -> FaceLatent:
-    from tryon.face.latent import LATENT_FILE, FaceLatent
+def _load_face_latent_dir(path: Path) -> tuple[FaceLatent, Image.Image | None]:
+    """The latent of a `tryon project` folder (or latent.npz) and its aligned photo (photo.png), if any."""
+    from tryon.face.latent import LATENT_FILE, PHOTO_FILE, FaceLatent
 
     file = path / LATENT_FILE if path.is_dir() else path
     if not file.is_file():
         raise InputError(f"{path} holds no {LATENT_FILE}: give a face photo or a folder written by `tryon project`")
-    return FaceLatent.load(file)
+    photo_file = file.parent / PHOTO_FILE
+    photo = None
+    if photo_file.is_file():
+        from tryon.vision.io import load_image
+
+        photo = load_image(photo_file)
+    return FaceLatent.load(file), photo
 
 
 class TryOnPipeline:
@@ -173,7 +191,8 @@ class TryOnPipeline:
         self._fashion = fashion
         self.device = device
         self.project_steps = project_steps
-        self.projections: LRUCache[tuple[str, int], FaceLatent] = LRUCache(cache_size)
+        # A photo's projection and its aligned photo at its own resolution (keyed by pixels and steps).
+        self.projections: LRUCache[tuple[str, int], tuple[FaceLatent, Image.Image]] = LRUCache(cache_size)
         self.outfits: LRUCache[tuple[Any, ...], OutfitResult] = LRUCache(cache_size)
         self._lock = threading.Lock()
 
@@ -205,14 +224,28 @@ class TryOnPipeline:
     ) -> tuple[FaceLatent, bool]:
         """The latent of a face: as given, loaded from a `tryon project` folder / latent.npz, or the
         projection of a photo (aligned first; cached). Returns (latent, was_cached)."""
+        latent, _, cached = self.face_source(face, progress=progress)
+        return latent, cached
+
+    def face_source(
+        self,
+        face: Image.Image | FaceLatent | str | os.PathLike[str],
+        *,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> tuple[FaceLatent, Image.Image | None, bool]:
+        """(latent, aligned photo at its own resolution or None, was_cached) of a face: a photo is
+        aligned once (one detection, two crops: 256 px for the projection, `photo_res` for the face
+        the shopper sees) and projected (cached); a `tryon project` folder gives its latent and its
+        photo.png; a bare FaceLatent has no photo."""
         from tryon.face.latent import FaceLatent
 
         if isinstance(face, FaceLatent):
-            return face, False
+            return face, None, False
         if isinstance(face, str | os.PathLike):
             path = Path(face)
             if path.is_dir() or path.suffix == ".npz":
-                return _load_face_latent_dir(path), False
+                latent, photo_crop = _load_face_latent_dir(path)
+                return latent, photo_crop, False
             from tryon.vision.io import load_image
 
             face = load_image(path)
@@ -222,14 +255,17 @@ class TryOnPipeline:
         photo = face.convert("RGB") if face.mode != "RGB" else face
         key = (_image_key(photo), self.project_steps)
 
-        def project() -> FaceLatent:
+        def project() -> tuple[FaceLatent, Image.Image]:
             from tryon.face import project_face
-            from tryon.face.align import align_face
+            from tryon.face.align import align_face, photo_res, realign
 
             aligned = align_face(photo, ALIGN_RES)[0]  # NoFaceError (InputError) when there is no face.
-            return project_face(self.face_models, aligned.image, steps=self.project_steps, progress=progress).latent
+            crop = realign(photo, aligned, photo_res(aligned))
+            latent = project_face(self.face_models, aligned.image, steps=self.project_steps, progress=progress).latent
+            return latent, crop
 
-        return self.projections.get_or_make(key, project)
+        (latent, crop), cached = self.projections.get_or_make(key, project)
+        return latent, crop, cached
 
     def edit_and_render(
         self, latent: FaceLatent, edits: Mapping[str, float] | None, instruction: str | None
@@ -325,46 +361,96 @@ class TryOnPipeline:
         Raises InputError (NoFaceError, NoUsableFaceError, unknown edit or label) for unusable input.
         """
         report = progress or (lambda fraction, message: None)
-        timings: dict[str, float] = {}
         started = time.perf_counter()
-
         report(0.0, "loading the face")
-        t0 = time.perf_counter()
 
         def projection_progress(fraction: float, message: str) -> None:
             report(0.05 + 0.6 * fraction, message)
 
-        base, face_cached = self.face_latent(face, progress=projection_progress)
-        timings["face_latent"] = time.perf_counter() - t0
+        base, photo, face_cached = self.face_source(face, progress=projection_progress)
+        face_seconds = time.perf_counter() - started
 
-        report(0.7, "editing and rendering the face")
-        t0 = time.perf_counter()
-        edited, rendered, strengths = self.edit_and_render(base, edits, instruction)
-        timings["edit_render"] = time.perf_counter() - t0
-
-        report(0.8, "preparing the model image")
+        report(0.7, "preparing the model image")
         t0 = time.perf_counter()
         model, outfit_result, is_generated, outfit_cached = self.model_image(outfit)
-        timings["outfit"] = time.perf_counter() - t0
+        outfit_seconds = time.perf_counter() - t0
 
-        report(0.9, "compositing")
-        composite = composite_face(
-            rendered, model, generated=is_generated if generated is None else generated, **composite_options
+        result = self.try_on_latent(
+            base, model, edits, instruction=instruction, photo=photo,
+            generated=is_generated if generated is None else generated,
+            progress=lambda fraction, message: report(0.75 + 0.25 * fraction, message), **composite_options,
         )
+        result.outfit = outfit_result
+        result.cached = {"projection": face_cached, "outfit": outfit_cached}
+        result.timings = {"face_latent": face_seconds, "outfit": outfit_seconds, **result.timings}
+        result.timings["total"] = time.perf_counter() - started
+        return result
+
+    def try_on_latent(
+        self,
+        latent: FaceLatent,
+        model_image: Image.Image,
+        edits: Mapping[str, float] | None = None,
+        *,
+        instruction: str | None = None,
+        photo: Image.Image | None = None,
+        base: FaceLatent | None = None,
+        generated: bool = False,
+        progress: Callable[[float, str], None] | None = None,
+        **composite_options: Any,
+    ) -> TryOnResult:
+        """A projected face (+ its aligned photo) with edits, composited onto a model image.
+
+        latent: the projection of `photo` (its rendering is the reconstruction the edits are measured
+            against).
+        photo: the aligned photo at its own resolution (`photo_res`); the face shown is this photo,
+            with the generator's change applied where there are edits. None: the generator's 64² face.
+        base: an earlier edit of `latent` to edit further (a stored edit); None = `latent` itself.
+        edits / instruction: as in `try_on`. generated: the model image is a generated one.
+        composite_options: passed to `composite_face`.
+        """
+        report = progress or (lambda fraction, message: None)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        report(0.0, "editing and rendering the face")
+        t0 = time.perf_counter()
+        start = base if base is not None else latent
+        edited, rendered, strengths = self.edit_and_render(start, edits, instruction)
+        timings["edit_render"] = time.perf_counter() - t0
+        notes: list[str] = []
+        face = rendered
+        if photo is not None:
+            t0 = time.perf_counter()
+            if edited is latent:
+                face = photo.convert("RGB") if photo.mode != "RGB" else photo
+            else:
+                from tryon.face import render_face
+
+                # The reconstruction on the same (tuned or plain) generator as the edit, so that their
+                # difference is the edit alone (an edit stored before the face was tuned has no PTI).
+                reconstruction = render_face(self.face_models, latent.replace(pti=edited.pti))
+                face = apply_edit_to_photo(photo, reconstruction, rendered).image
+            timings["photo_edit"] = time.perf_counter() - t0
+        else:
+            notes.append("no photo of this face was kept: the face generator's rendering was pasted")
+
+        report(0.5, "compositing")
+        composite = composite_face(face, model_image, generated=generated, **composite_options)
         timings["composite"] = composite.timings["total"]
         timings["total"] = time.perf_counter() - started
         report(1.0, "done")
         return TryOnResult(
             image=composite.image,
-            face=rendered,
-            model_image=model,
+            face=face,
+            rendered=rendered,
+            model_image=model_image,
             composite=composite,
             latent=edited,
-            face_latent=base,
-            outfit=outfit_result,
+            face_latent=latent,
+            outfit=None,
             edits=strengths,
-            notes=list(composite.notes),
-            cached={"projection": face_cached, "outfit": outfit_cached},
+            photo=photo,
+            notes=[*notes, *composite.notes],
             timings=timings,
         )
 

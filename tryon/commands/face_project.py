@@ -3,6 +3,8 @@
 Writes into DIR:
     latent.npz           W+ and noise (and PTI deltas) — `tryon edit DIR/latent.npz ...` reads it
     aligned.png          the aligned face at the model's resolution (what was matched)
+    photo.png            the aligned face at the photo's own resolution (up to 512 px): the face a
+                         try-on shows (`tryon tryon --face DIR`), edits applied to it
     reconstruction.png   the latent rendered by the face generator
     metrics.json         psnr (dB), ssim, feature_distance, seconds (+ steps, init, ...)
 """
@@ -50,7 +52,8 @@ def register(subparsers: Any) -> None:
 def run_project(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tryon.face.align import align_face
+    from tryon.face.align import align_face, photo_res, realign
+    from tryon.face.latent import PHOTO_FILE
     from tryon.face.models import load_face_models
     from tryon.face.project import project_face
     from tryon.vision.io import load_image
@@ -80,6 +83,7 @@ def run_project(args: argparse.Namespace) -> int:
         bar.close()
     res.latent.save(out / "latent.npz")
     res.target.save(out / "aligned.png")
+    realign(image, faces[0], photo_res(faces[0])).save(out / PHOTO_FILE)
     res.image.save(out / "reconstruction.png")
     metrics = {**res.metrics, "photo": str(photo), "faces_found": len(faces), "face_score": round(faces[0].score, 4)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -5,11 +5,13 @@
     tryon tryon --face selfie.jpg --model-image model.jpg --instruction "older, smiling" --out result.png
 
 --face is a photo (aligned and projected here, `--steps` optimisation steps) or a folder (or
-latent.npz) written by `tryon project`. The model is one of: --outfit (an on-model image made by the
-fashion generator, e.g. `tryon generate … --label view=on_model --out dir/`), --model-image (a photo
-of a real person), or labels (--category/--colour/--gender/--label, --seed, --truncation) to generate
-one. Edits: --age, --smile, --gender-edit, --glasses, --pose, or any --edit NAME=VALUE, and/or
---instruction words.
+latent.npz) written by `tryon project`. The face shown is the photo itself, aligned at its own
+resolution (up to 512 px; a folder's photo.png), with the edits applied as the face generator's
+change; a bare latent without photo.png shows the generator's 64² face. The model is one of:
+--outfit (an on-model image made by the fashion generator, e.g. `tryon generate … --label
+view=on_model --out dir/`), --model-image (a photo of a real person), or labels
+(--category/--colour/--gender/--label, --seed, --truncation) to generate one. Edits: --age,
+--smile, --gender-edit, --glasses, --pose, or any --edit NAME=VALUE, and/or --instruction words.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def register(subparsers: Any) -> None:
     edits.add_argument("--edit", action="append", default=[], metavar="NAME=VALUE", help="any edit; repeatable")
     edits.add_argument("--instruction", metavar="TEXT", help='words, e.g. "older, smiling, no glasses"')
     parser.add_argument("--out", required=True, metavar="PNG", help="the try-on image")
-    parser.add_argument("--save-face", metavar="PNG", help="also write the rendered (edited) face")
+    parser.add_argument("--save-face", metavar="PNG", help="also write the face pasted (the edited aligned photo)")
     parser.add_argument("--steps", type=int, default=50, help="projection steps for a face photo (default 50)")
     parser.add_argument(
         "--blend", choices=["laplacian", "poisson", "alpha", "paste"], default="laplacian", help="seam blending"
@@ -154,6 +156,7 @@ def run_tryon(args: argparse.Namespace) -> int:
         "out": str(out),
         "size": list(result.image.size),
         "located": result.composite.located,
+        "face": "photo" if result.photo is not None else "generator",
         "edits": result.edits,
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
     }

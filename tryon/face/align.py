@@ -41,6 +41,11 @@ MOUTH_LEFT_CORNER = 291
 CONTEXT = 2.0
 MESH_INPUT = 256
 
+# The high-resolution aligned crop a try-on keeps of the shopper's photo (`photo_res`): the FFHQ crop
+# at the photo's own scale, at most this many px (a 250 px LFW photo gives ~180 px, a selfie 512).
+MAX_PHOTO_RES = 512
+MIN_PHOTO_RES = 64
+
 
 class NoFaceError(InputError):
     """No usable face in the image (the API answers 422)."""
@@ -86,6 +91,20 @@ class AlignedFace:
     def to_source(self, points: np.ndarray) -> np.ndarray:
         """Aligned px [..., 2] -> source px [..., 2]."""
         return transform_points(self.inverse_transform, points)
+
+
+def photo_res(face: AlignedFace, max_res: int = MAX_PHOTO_RES) -> int:
+    """Side of the aligned crop that keeps the photo's own detail: the crop's size in the source photo
+    (no upsampling), clamped to [MIN_PHOTO_RES, max_res] px."""
+    return int(min(max_res, max(MIN_PHOTO_RES, round(face.size))))
+
+
+def realign(
+    image: Image.Image, face: AlignedFace, res: int, *, fill: tuple[int, int, int] | str = "reflect"
+) -> Image.Image:
+    """The same FFHQ crop as `face` (found in `image`), at another side `res` px, without detecting again."""
+    pil = image.convert("RGB") if image.mode != "RGB" else image
+    return warp_image(pil, quad_transform(face.quad, res), (res, res), fill=fill)
 
 
 def ffhq_quad(eyes: np.ndarray, mouth: np.ndarray) -> np.ndarray:

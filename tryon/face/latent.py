@@ -29,6 +29,7 @@ from tryon.errors import InputError
 FORMAT_NAME = "tryon-face-latent"
 FORMAT_VERSION = 1
 LATENT_FILE = "latent.npz"
+PHOTO_FILE = "photo.png"         # Beside it in a `tryon project` folder: the aligned photo at its own resolution.
 MAX_LATENT_BYTES = 64 * 2**20     # Refuse larger files before reading them (a latent is ~10 KB, with PTI ~0.3 MB).
 
 

@@ -4,7 +4,9 @@ An upload is checked in this order, each with its own status: the body size (413
 read), an empty file (400), the file signature against the allow-list JPEG / PNG / WebP (415), the
 pixel count from the header before decoding (413), decoding (400 for a truncated or corrupt file),
 then face alignment (422 when there is no face). The photo is stored upright (EXIF applied) and
-without its metadata (no GPS, no camera serial), with the aligned face beside it.
+without its metadata (no GPS, no camera serial), with the aligned face beside it twice: at 256 px
+(what is projected) and at the photo's own resolution, up to 512 px (kind "face_aligned_hr": the face
+a try-on shows, the edits applied to it). Deleting the face deletes all three.
 
 When a face projection pipeline is installed (job kind "face.project"), the upload also queues its
 projection job; `Idempotency-Key` then makes a retried upload return the first face.
@@ -29,8 +31,9 @@ from tryon.db.models import Edit, Face, Job, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
-FACE_ALIGN_RES = 256                    # Side of the stored aligned crop, px.
+FACE_ALIGN_RES = 256                    # Side of the stored aligned crop (what is projected), px.
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
+ALIGNED_PHOTO_KIND = "face_aligned_hr"  # The same crop at the photo's own resolution (<= 512 px): the try-on's face.
 PROJECT_JOB = "face.project"
 
 # Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
@@ -167,7 +170,7 @@ def upload_face(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> FacePublic:
     """Upload a face photo. The caller owns it; it is kept until `DELETE /v1/faces/{id}`."""
-    from tryon.face.align import align_face, require_a_face
+    from tryon.face.align import align_face, photo_res, realign, require_a_face
 
     name = f"the upload {file.filename!r}" if file.filename else "the upload"
     data = read_upload(file, runtime.settings.max_upload_bytes)
@@ -196,6 +199,7 @@ def upload_face(
         "quad": [[round(float(v), 2) for v in p] for p in best.quad],
         "eyes": [[round(float(v), 2) for v in p] for p in best.eyes],
         "photo_size": list(image.size),
+        "photo_res": photo_res(best),
     }
     face = repo.create_face(session, owner_id=principal.owner_id, alignment=alignment)
     save_image(
@@ -207,6 +211,14 @@ def upload_face(
         owner_id=principal.owner_id,
         image=best.image,
         kind="face_aligned",
+        face_id=face.id,
+    )
+    save_image(
+        session,
+        blobs=runtime.blobs,
+        owner_id=principal.owner_id,
+        image=realign(image, best, photo_res(best)),
+        kind=ALIGNED_PHOTO_KIND,
         face_id=face.id,
     )
     session.commit()

@@ -7,9 +7,12 @@ image (the caller's, once its transfer job is done). The route checks everything
 garment still processing), 422 for a flat (garment-only) outfit that shows no model, 400 for unknown
 edit names or instruction words — then records a `tryons` row and queues the job (202).
 
-The job edits and renders the face (tryon.face), composites it onto the model image
-(tryon.composite) and stores the result as an image with `face_id` set, so deleting the
-face deletes it. Its result: {"tryon_id", "image": {"id", "url"}, "notes", "metrics"}.
+The job calls `TryOnPipeline.try_on_latent` with the face's latent, its aligned photo at the photo's
+own resolution (the "face_aligned_hr" image stored at upload: the face shown is the shopper's photo,
+the edits applied to it as the generator's change) and the model image, and stores the composite as
+an image with `face_id` set, so deleting the face deletes it. A face uploaded before that image was
+stored gets the generator's rendering (and a note saying so). Its result: {"tryon_id", "image":
+{"id", "url"}, "notes", "metrics"}.
 """
 
 from __future__ import annotations
@@ -256,7 +259,7 @@ def tryon_pipeline(env: JobEnv) -> Any:
 
 def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """`tryon.render`: payload {"tryon_id", "model_image_id", "generated"} -> the composite, stored."""
-    from tryon.composite import composite_face
+    from tryon.api.routers.faces import ALIGNED_PHOTO_KIND
     from tryon.face.latent import FaceLatent
 
     env = ctx.env
@@ -271,22 +274,32 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
             raise InputError(f"the face {row.face_id} was deleted or has no projection")
         if model_row is None:
             raise InputError("the model image was deleted")
-        latent_sha, model_sha = face.latent_sha256, model_row.blob_sha256
+        latent_sha, model_sha, base_sha = face.latent_sha256, model_row.blob_sha256, None
+        photo_row = next((img for img in repo.face_images(session, face_id=face.id)
+                          if img.kind == ALIGNED_PHOTO_KIND), None)
+        photo_sha = photo_row.blob_sha256 if photo_row is not None else None
         edits = dict(row.edits or {})
         if edits.get("edit_id"):
             edit = repo.get_edit(session, edit_id=str(edits["edit_id"]), owner_id=ctx.owner_id)
             if edit is None or edit.latent_sha256 is None:
                 raise InputError(f"the edit {edits['edit_id']} was deleted")
-            latent_sha = edit.latent_sha256
+            base_sha = edit.latent_sha256
     latent = FaceLatent.from_bytes(env.blobs.get(latent_sha), name="the face's latent")
+    base = FaceLatent.from_bytes(env.blobs.get(base_sha), name="the edit's latent") if base_sha else None
     with PILImage.open(io.BytesIO(env.blobs.get(model_sha))) as im:
         model = im.convert("RGB")
+    photo = None
+    if photo_sha is not None:
+        with PILImage.open(io.BytesIO(env.blobs.get(photo_sha))) as im:
+            photo = im.convert("RGB")
 
     ctx.progress(0.1, "editing and rendering the face")
     pipe = tryon_pipeline(env)
-    _, face_image, strengths = pipe.edit_and_render(latent, edits.get("strengths") or {}, edits.get("instruction"))
-    ctx.progress(0.6, "compositing")
-    result = composite_face(face_image, model, generated=bool(payload.get("generated", True)))
+    result = pipe.try_on_latent(
+        latent, model, edits.get("strengths") or {}, instruction=edits.get("instruction"), photo=photo, base=base,
+        generated=bool(payload.get("generated", True)),
+        progress=lambda fraction, message: ctx.progress(0.1 + 0.8 * fraction, message),
+    )
     ctx.progress(0.9, "storing")
     with env.database.sessions.begin() as session:
         row = repo.get_tryon(session, tryon_id=tryon_id, owner_id=ctx.owner_id)
@@ -296,10 +309,11 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
             session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image, kind="tryon", face_id=row.face_id
         )
         row.image_id = stored.id
-        row.edits = {**edits, "strengths": strengths}
+        row.edits = {**edits, "strengths": result.edits}
         session.add(row)
         image_id = stored.id
     metrics = {k: v for k, v in result.metrics.items() if k != "crop"}
+    metrics["face"] = "photo" if photo is not None else "generator"
     metrics["seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
     return {
         "tryon_id": tryon_id,

@@ -1,0 +1,148 @@
+"""How far the face edits move what the attribute classifier sees on real faces, and what was tried
+to move them further (issue 16's goal: on projected real photos, smile +1 raises P(smiling) by >= 0.3,
+glasses +1 P(glasses) by >= 0.3, age +10 lowers P(young) clearly, the other attributes move < 0.1).
+
+Faces: the LFW photos of bench_tryon's identity section (the first N/2 women and N/2 men), projected
+with the encoder + `--steps` (the same cache folder: run bench_tryon's identity section first, or
+this script projects them). Each edit is measured two ways, by the attribute classifier
+(tryon/assets/face_features):
+
+- `generator`: P on the generator's rendering of the edited latent minus P on its reconstruction;
+- `photo`: P on the aligned photo with the generator's change applied (tryon.composite.photo_edit,
+  what a try-on shows) minus P on the photo.
+
+Variants: the shipped directions at +1 and at the top of their range (+1.5); the generator's change
+amplified (x2, x3) before it is applied to the photo; and directions fitted on real faces:
+mean-difference directions in W+ between CelebA faces with and without the attribute (their own
+labels), encoded by the face encoder (`--celeba` faces), one unit = 2 std of those faces along it.
+
+    python benchmarks/bench_edit_reach.py [--lfw 40] [--celeba 1500]
+
+Writes benchmarks/results/bench_edit_reach.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_tryon import DATA, RESULTS, attribute_probs, lfw_photos
+
+EDITS = (("smile", 1.0, "Smiling", 1), ("glasses", 1.0, "Eyeglasses", 1), ("age", 10.0, "Young", -1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--celeba", type=int, default=1500, help="CelebA faces encoded to fit real-face directions")
+    parser.add_argument("--cache", default="/tmp/bench_tryon_latents")
+    parser.add_argument("--out", default=str(RESULTS / "bench_edit_reach.json"))
+    args = parser.parse_args()
+    import torch
+    from PIL import Image
+
+    from tryon.composite.photo_edit import apply_edit_to_photo
+    from tryon.face import edit_latent, load_face_models, render_face
+    from tryon.face.align import align_face, photo_res, realign
+    from tryon.face.latent import FaceLatent
+    from tryon.face.models import face_tensor
+    from tryon.face.project import project_face
+    from tryon.vision.io import load_image
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    fm = load_face_models(None)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    faces: list[tuple[Image.Image, FaceLatent]] = []
+    for path, _ in lfw_photos(args.lfw):
+        photo = load_image(path)
+        try:
+            aligned = align_face(photo, 256)[0]
+        except Exception:
+            continue
+        file = cache / f"{path.stem}_s{args.steps}.npz"
+        if file.is_file():
+            latent = FaceLatent.load(file)
+        else:
+            latent = project_face(fm, aligned.image, steps=args.steps).latent
+            latent.save(file)
+        faces.append((realign(photo, aligned, photo_res(aligned)), latent))
+    print(f"{len(faces)} LFW faces", flush=True)
+
+    # Real-face directions: CelebA faces (the last ids), aligned like ours, encoded.
+    root = DATA / "faces_celeba"
+    lines = (root / "list_attr_celeba.txt").read_text().splitlines()
+    names = lines[1].split()
+    ws, labels = [], []
+    for row in (line.split() for line in lines[2:][-args.celeba :]):
+        try:
+            aligned = align_face(load_image(root / "images" / row[0]), 64)[0]
+        except Exception:
+            continue
+        with torch.no_grad():
+            assert fm.encoder is not None
+            ws.append(fm.encoder(face_tensor(fm, aligned.image))[0].numpy())
+        labels.append([int(v) for v in row[1:]])
+    X = np.stack(ws).reshape(len(ws), -1)
+    y_all = np.array(labels)
+    print(f"{len(X)} CelebA faces encoded", flush=True)
+
+    def measure(
+        target: str, strengths: dict[str, float] | None = None, vector: np.ndarray | None = None, gain: float = 1.0
+    ) -> dict[str, float]:
+        """Mean change of P(target) (and of the others) for an edit by `strengths` or by a W+ `vector`."""
+        gen, pho, others = [], [], []
+        for crop, latent in faces:
+            recon = render_face(fm, latent)
+            if vector is not None:
+                moved = latent.replace(ws=(latent.ws + vector.reshape(latent.ws.shape)).astype(np.float32))
+            else:
+                moved = edit_latent(fm, latent, strengths)
+            edited = render_face(fm, moved)
+            if gain != 1.0:
+                r, e = np.asarray(recon, np.float32), np.asarray(edited, np.float32)
+                edited = Image.fromarray(np.clip(r + gain * (e - r), 0, 255).astype(np.uint8))
+            out = apply_edit_to_photo(crop, recon, edited).image
+            p = attribute_probs(fm, [recon, edited, crop, out])
+            gen.append(p[target][1] - p[target][0])
+            pho.append(p[target][3] - p[target][2])
+            others.append(np.mean([abs(p[a][3] - p[a][2]) for a in p if a != target]))
+        return {"generator_dP": float(np.mean(gen)), "photo_dP": float(np.mean(pho)),
+                "photo_others_abs_dP": float(np.mean(others))}
+
+    results: dict[str, dict[str, float]] = {}
+    for name, unit, target, sign in EDITS:
+        for k in (1.0, 1.5):
+            results[f"{name} {k:+g} (shipped)"] = measure(target, {name: unit * k})
+        for gain in (2.0, 3.0):
+            results[f"{name} +1 (shipped), change x{gain:g}"] = measure(target, {name: unit}, gain=gain)
+        has = y_all[:, names.index(target)] > 0
+        diff = (X[has].mean(0) - X[~has].mean(0)) * sign
+        n = diff / np.linalg.norm(diff)
+        step = 2 * float((X @ n).std())
+        for k in (1.0, 2.0):
+            results[f"{name} {k:+g} (real-face direction)"] = measure(target, vector=k * step * n)
+        for key in [k for k in results if k.startswith(name)]:
+            r = results[key]
+            print(f"{key:<40} generator dP {r['generator_dP']:+.3f}  photo dP {r['photo_dP']:+.3f}  "
+                  f"others {r['photo_others_abs_dP']:.3f}", flush=True)
+    report = {"benchmark": "bench_edit_reach", "lfw_faces": len(faces), "celeba_faces": len(X),
+              "project_steps": args.steps, "results": results, "seconds_total": time.perf_counter() - started,
+              "note": "dP: mean change of P(attribute) by the attribute classifier (age: P(Young), which should drop)"}
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
