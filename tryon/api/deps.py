@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from tryon.api.auth import Principal, authenticate, require
+from tryon.api.errors import ApiError
 from tryon.api.runtime import Runtime
 from tryon.config import Settings
 from tryon.db.models import Scope
@@ -79,6 +80,17 @@ def get_shopper(principal: PrincipalDep) -> Principal:
     return principal
 
 
+def get_shop_backend(principal: PrincipalDep) -> Principal:
+    """A shop backend: an API key with the `shop` scope (a shopper session has the scope, not a shop)."""
+    require(principal, Scope.SHOP)
+    if principal.kind != "api_key":
+        raise ApiError(
+            403, "a shop's products are managed with the shop's API key (X-API-Key with the 'shop' scope), "
+            "not with a shopper session"
+        )
+    return principal
+
+
 def get_designer(principal: PrincipalDep) -> Principal:
     require(principal, Scope.DESIGNER)
     return principal
@@ -90,5 +102,6 @@ def get_admin(principal: PrincipalDep) -> Principal:
 
 
 ShopperDep = Annotated[Principal, Depends(get_shopper)]
+ShopBackendDep = Annotated[Principal, Depends(get_shop_backend)]
 DesignerDep = Annotated[Principal, Depends(get_designer)]
 AdminDep = Annotated[Principal, Depends(get_admin)]

@@ -441,3 +441,32 @@ class EditPublic(BaseModel):
     error: str | None = None
     job: JobPublic | None = None
     created_at: dt.datetime
+
+
+# --- Shop products ------------------------------------------------------------------------------------
+
+
+class ProductPublic(BaseModel):
+    """A shop's real product. Every caller may read it and its images (the storefront lists it)."""
+
+    id: str
+    product_id: str = Field(description="The shop's own product id (the `id` attribute).", examples=["10057"])
+    name: str = Field(examples=["White Tshirts"])
+    attributes: dict[str, str] = Field(description="The shop's attributes, in the catalog's vocabulary.")
+    labels: dict[str, str] = Field(description="The fashion model's groups: articleGroup, colourGroup, gender, view.")
+    category: str
+    colour: str
+    gender: str
+    view: Literal["flat", "on_model"]
+    source: Literal["product"] = "product"
+    photo: ImagePublic = Field(description="The product's photo as imported (upright).")
+    image: ImagePublic = Field(description="The prepared image: pose-normalized model or centred flat, square.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ProductPage(BaseModel):
+    items: list[ProductPublic]
+    page: int
+    per_page: int
+    total: int
