@@ -220,6 +220,15 @@ class TryOnCreate(BaseModel):
     outfit_id: str | None = Field(None, max_length=64)
     catalog_id: str | None = Field(None, max_length=64)
     garment_id: str | None = Field(None, max_length=64)
+    product_id: str | None = Field(
+        None,
+        max_length=64,
+        description="A shop product: on-model, the face goes onto its real photo; flat, the garment is first "
+        "put on a generated model (garment transfer). The result's `path` says which.",
+    )
+    gender: str | None = Field(
+        None, max_length=100, description="Flat products: the generated model's gender (default: the product's)."
+    )
     edits: TryOnEdits | None = None
 
 
@@ -232,6 +241,12 @@ class TryOnPublic(BaseModel):
     outfit_id: str | None = None
     catalog_id: str | None = None
     garment_id: str | None = None
+    product_id: str | None = None
+    path: Literal["photo", "garment_transfer", "generated"] = Field(
+        "generated",
+        description="photo: the face on a real product photo; garment_transfer: a flat product worn by a generated "
+        "model first; generated: a generated (or transferred garment's) model image.",
+    )
     edits: dict[str, Any] = Field(
         default_factory=dict, description="edit_id (if any), strengths (resolved when done), instruction"
     )

@@ -725,6 +725,7 @@ def create_tryon(
     outfit_id: str | None = None,
     garment_id: str | None = None,
     catalog_id: str | None = None,
+    product_id: str | None = None,
     edits: dict[str, Any] | None = None,
 ) -> TryOn:
     """A try-on row (its image comes later, from the `tryon.render` job)."""
@@ -735,6 +736,7 @@ def create_tryon(
         outfit_id=outfit_id,
         garment_id=garment_id,
         catalog_id=catalog_id,
+        product_id=product_id,
         edits=dict(edits or {}),
         created_at=utcnow(),
     )
