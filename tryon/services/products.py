@@ -307,3 +307,58 @@ def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="products", unit="product", file=sys.stderr, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The demo shop: real products for a fresh `tryon up`.
+
+DEMO_IMPORT_JOB = "products.import_demo"
+DEMO_SHOP_NAME = "tryon demo shop"
+DEMO_IDEMPOTENCY_KEY = "demo-shop-import"    # One demo import per database, however often the service starts.
+
+
+def demo_catalog_files(folder: str | os.PathLike[str]) -> tuple[Path, Path] | None:
+    """(images folder, labels file) of a demo catalog (`images/` + `styles.csv`), None when absent."""
+    root = Path(folder)
+    images, labels = root / "images", root / "styles.csv"
+    return (images, labels) if images.is_dir() and labels.is_file() else None
+
+
+def demo_import_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """`products.import_demo`: payload {"images", "labels", "limit"} -> the import report (no refusals list)."""
+    report = import_catalog(
+        ctx.env.database,
+        ctx.env.blobs,
+        owner_id=ctx.owner_id,
+        images=str(payload["images"]),
+        labels=str(payload["labels"]),
+        limit=int(payload["limit"]),
+        progress=False,
+        on_row=lambda done, total: ctx.progress(done / max(total, 1), f"imported {done} of {total} products"),
+    )
+    summary = report.to_json()
+    summary.pop("refusals")
+    log.info("demo shop: %s", report.format().splitlines()[0])
+    return summary
+
+
+def start_demo_shop(database: Database, queue: Any, *, folder: str | os.PathLike[str], limit: int) -> str | None:
+    """Queue the demo shop's import when the products table is empty and the catalog is there.
+    Returns the job id, or None when nothing was queued (products exist, or no demo catalog)."""
+    files = demo_catalog_files(folder)
+    if files is None:
+        log.info("demo shop: no catalog at %s (images/ + styles.csv): the generated catalog only", folder)
+        return None
+    with database.sessions() as session:
+        if repo.count_products(session) > 0:
+            return None
+    owner_id = shop_owner(database, name=DEMO_SHOP_NAME)
+    images, labels = files
+    payload = {"images": str(images.resolve()), "labels": str(labels.resolve()), "limit": int(limit)}
+    job, created = queue.submit(
+        owner_id=owner_id, kind=DEMO_IMPORT_JOB, payload=payload, idempotency_key=DEMO_IDEMPOTENCY_KEY,
+        identity={"demo_shop": True},
+    )  # fmt: skip
+    if created:
+        log.warning("demo shop: importing %d products from %s in the background (job %s)", limit, folder, job.id)
+    return str(job.id)
