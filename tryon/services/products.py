@@ -16,7 +16,6 @@ import dataclasses
 import io
 import logging
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,6 +39,7 @@ from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
 from tryon.db.models import Owner, OwnerKind, Product
 from tryon.errors import InputError
+from tryon.progress import progress_bar
 from tryon.vision.io import ImageLimits, list_images, load_image
 
 log = logging.getLogger("tryon.products")
@@ -253,7 +253,7 @@ def import_catalog(
     for path in list_images(root):
         by_stem.setdefault(path.stem, path)
     report = ImportReport()
-    bar = _progress(len(rows), progress)
+    bar = progress_bar(len(rows), "products", unit="product", enabled=progress)
     for k, row in enumerate(rows):
         product_id = (row.get(ID_COLUMN) or "").strip()
         outcome = _import_row(database, blobs, owner_id=owner_id, row=row, path=by_stem.get(product_id))
@@ -288,25 +288,6 @@ def _import_row(
     if isinstance(prepared, Refusal):
         return prepared
     return store_product(database, blobs, owner_id=owner_id, prepared=prepared)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="products", unit="product", file=sys.stderr, dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------------------------------
