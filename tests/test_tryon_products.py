@@ -98,6 +98,19 @@ def test_a_flat_product_is_worn_by_a_generated_model_first(client: TestClient) -
     assert job["result"]["metrics"]["garment_transfer"]["labels"]["gender"] == "Men"
 
 
+def test_an_on_model_photo_without_a_face_is_worn_by_a_generated_model(client: TestClient) -> None:
+    jeans = import_product(client, IMAGES / "11280.jpg", id="11280", gender="Men", articleType="Jeans",
+                           baseColour="Black")
+    assert jeans["view"] == "on_model"                         # Legs only: a person, but no face to replace.
+    alice, alice_id = session_of(client)
+    r = client.post("/v1/tryon", headers=alice, json={"face_id": make_face(client, alice_id),
+                                                      "product_id": jeans["id"]})
+    assert r.status_code == 202, r.text
+    assert r.json()["path"] == "garment_transfer"
+    job = wait_job(client, r.json()["job"]["id"], alice)
+    assert job["status"] == "succeeded", job
+
+
 def test_bad_product_tryons_are_refused(client: TestClient) -> None:
     product = import_product(client, FLAT, id="10025", gender="Women", articleType="Tshirts", baseColour="Pink")
     alice, alice_id = session_of(client)

@@ -79,7 +79,10 @@ def _resolve_model_image(session: Session, owner_id: str, body: TryOnCreate) -> 
         image = session.get(Image, product.photo_image_id)
         if image is None:
             raise not_found("product photo", product.photo_image_id)
-        path = "photo" if product.view == "on_model" else "garment_transfer"
+        # The face goes onto the real photo when it shows one; a flat shot, or an on-model one without
+        # a face (legs only), is first worn by a generated model.
+        has_face = product.view == "on_model" and int((product.prep or {}).get("faces") or 0) > 0
+        path = "photo" if has_face else "garment_transfer"
         return image, {"product_id": product.id, "path": path, "product_gender": product.gender}
     if body.outfit_id:
         outfit = repo.get_outfit(session, outfit_id=body.outfit_id, owner_id=owner_id)
