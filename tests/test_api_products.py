@@ -4,6 +4,7 @@ reason and nothing stored. On SQLite and PostgreSQL, with the real catalog photo
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 from collections.abc import Iterator
@@ -100,6 +101,15 @@ def test_the_same_product_id_updates_the_same_product(client: TestClient) -> Non
     other_shop = api_key(client, "shop")                          # Ids are per shop.
     assert post_product(client, other_shop, ON_MODEL, **TSHIRT).status_code == 201
     assert counts(client)[0] == 2
+
+
+def test_concurrent_imports_of_one_product_id_make_one_product(client: TestClient) -> None:
+    shop = api_key(client, "shop")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: post_product(client, shop, ON_MODEL, **TSHIRT), range(4)))
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 201], [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert counts(client) == (1, 2, 2)
 
 
 @pytest.mark.parametrize(
