@@ -1,5 +1,6 @@
 """Serving precision: the shipped fashion generator rendering in fp32 vs bf16 (its fp16 blocks in bfloat16,
-TRYON_PRECISION), with `ref`, compiled `cpp` and `auto` (the per-op choice the service makes) ops, at batch 1 and 8 — speed and how far the pixels move.
+TRYON_PRECISION), with `ref`, compiled `cpp` and `auto` (the service's per-op choice) ops, at batch 1 and 8:
+speed, and how far the pixels move.
 
 The configurations run interleaved in one process, round after round (A B C D, A B C D, ...), and each
 reports its median, so that a noisy machine slows all of them alike and the ratios stay meaningful.
