@@ -244,3 +244,17 @@ def test_fashion_pipeline_renders_in_bf16_close_to_fp32() -> None:
     psnr = 10 * np.log10(255**2 / max(float(np.mean((a - b) ** 2)), 1e-12))
     assert not np.array_equal(a, b)  # The bf16 blocks really ran ...
     assert psnr > 40, psnr  # ... and moved pixels by well under one grey level on average (51 dB measured).
+
+
+def test_bf16_rendering_uses_ref_ops_where_the_compiled_ones_convert_to_fp32() -> None:
+    import tryon.ops
+    from tryon.fashion import FashionPipeline
+
+    pipe = FashionPipeline.from_checkpoint(None, precision="bf16")
+    ws = torch.zeros([1, pipe.num_ws, int(pipe.G.w_dim)])
+    pipe.render(ws)
+    assert tryon.ops.backends()["bias_act/cpu"] == "ref"
+    pipe.precision = "fp32"
+    pipe.render(ws)
+    if tryon.ops.backends()["bias_act/cpu"] != "cpp":
+        pytest.skip("the compiled CPU ops could not be built here")
