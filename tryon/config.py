@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Switches jobs to Redis (RedisHuey) when set.")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'.")
     ops_impl: Literal["auto", "cuda", "cpp", "ref"] = Field("auto", description="Implementation of tryon.ops.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Fashion rendering: 'auto' = bf16 on CPUs with bf16 instructions, fp32 elsewhere."
+    )
     cache_dir: Path | None = Field(None, description="Compiled ops cache (default ~/.cache/tryon).")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
