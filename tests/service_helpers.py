@@ -53,6 +53,7 @@ def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "job_lease_seconds": 2.0,
         "job_workers": 2,
         "rate_limit_per_minute": 0,
+        "max_active_jobs_per_caller": 0,  # Tests that check the cap set it.
         "batch_max_wait_ms": 5.0,
     }
     values.update(overrides)

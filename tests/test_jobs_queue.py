@@ -3,6 +3,8 @@ table as the source of truth, retries, progress, idempotency, and workers that d
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import redis_url_or_skip, service_settings
+from service_helpers import postgres_database, redis_url_or_skip, service_settings
 
 from tryon.config import Settings
 from tryon.db import repositories as repo
@@ -276,3 +278,45 @@ def test_killing_a_worker_mid_job_and_restarting_completes_the_job(tmp_path: Pat
         if backend == "redis":
             h.queue.huey.flush()
         h.close()
+
+
+# --- Jobs at once per caller --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_burst_of_submissions_gets_no_more_jobs_than_the_cap(tmp_path: Path, database: str) -> None:
+    """16 concurrent submissions of one caller, cap 3: exactly 3 jobs; the rest are told to wait;
+    an idempotent replay is still answered; another caller is not affected."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if database == "postgresql" else None
+        h = Harness(service_settings(tmp_path, database_url=url, max_active_jobs_per_caller=3))
+        stack.callback(h.close)
+        first = h.submit("test.gated", key="first")
+        barrier = threading.Barrier(16)
+
+        def submit_one(i: int) -> str:
+            barrier.wait()
+            try:
+                return h.submit("test.gated", {"i": i})
+            except repo.TooManyJobsError as exc:
+                assert exc.retry_after > 0 and "3 queued or running" in str(exc)
+                return "refused"
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(submit_one, range(16)))
+        assert outcomes.count("refused") == 14
+        with h.database.sessions() as session:
+            assert repo.count_active_jobs(session, owner_id=h.owner) == 3
+        assert h.submit("test.gated", key="first") == first  # A replay is not a new job.
+        with h.database.sessions.begin() as session:
+            other = repo.create_owner(session, kind=OwnerKind.SESSION).id
+        assert h.queue.submit(owner_id=other, kind="test.ok", payload={})[1]
+        h.queue.start_consumer(3)
+        h.release.set()
+        h.wait_status(first, "succeeded")
+        wait_for(lambda: h.submit("test.ok") if _active(h) < 3 else None, "room for another job")
+
+
+def _active(h: Harness) -> int:
+    with h.database.sessions() as session:
+        return repo.count_active_jobs(session, owner_id=h.owner)

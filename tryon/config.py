@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A running job whose worker is silent this long is retried."
     )
     job_max_attempts: int = Field(3, ge=1, description="Tries per job before it fails (a worker death is a try).")
+    max_active_jobs_per_caller: int = Field(
+        4, ge=0, description="Queued + running jobs one caller (session or API key) may have at once; 0 = no cap."
+    )
     session_ttl_hours: float = Field(24 * 30, gt=0, description="Lifetime of an anonymous shopper session.")
     session_data_grace_hours: float = Field(
         24.0, ge=0, description="An expired anonymous session's photos and results are deleted this much later."

@@ -7,15 +7,11 @@ import math
 import threading
 import time
 
-from tryon.errors import TryonError
+from tryon.errors import TooManyRequestsError
 
 
-class RateLimitedError(TryonError):
+class RateLimitedError(TooManyRequestsError):
     """Too many requests from one caller; `retry_after` is in seconds."""
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class RateLimiter:

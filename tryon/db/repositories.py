@@ -43,7 +43,7 @@ from tryon.db.models import (
     new_id,
     utcnow,
 )
-from tryon.errors import TryonError
+from tryon.errors import TooManyRequestsError, TryonError
 
 OwnedT = TypeVar("OwnedT", bound=Base)
 
@@ -482,8 +482,13 @@ def create_job(
     max_attempts: int,
     idempotency_key: str | None = None,
     identity: dict[str, Any] | None = None,
+    max_active: int | None = None,
 ) -> tuple[Job, bool]:
     """Queue a job. Returns (job, created).
+
+    With `max_active`, TooManyJobsError when the owner already has that many queued or running
+    jobs (an idempotent replay of an earlier job is still answered). Concurrent submissions of one
+    owner are serialised by a write to the owner's row first, so the cap holds under a burst.
 
     With an idempotency key, the owner's earlier job with that key is returned (created False) when
     the request is the same, and IdempotencyConflictError is raised when it differs. "The same" compares
@@ -493,10 +498,14 @@ def create_job(
     winner's job returned, so create keyed jobs before any other write of the transaction.
     """
     fingerprint = request_fingerprint(kind, payload if identity is None else identity)
+    if max_active is not None:
+        lock_owner(session, owner_id=owner_id)
     if idempotency_key is not None:
         existing = find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
         if existing is not None:
             return _same_request(existing, fingerprint, idempotency_key), False
+    if max_active is not None:
+        check_active_jobs(session, owner_id=owner_id, max_active=max_active)
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -524,6 +533,38 @@ def create_job(
             raise
         return _same_request(existing, fingerprint, idempotency_key), False
     return job, True
+
+
+class TooManyJobsError(TooManyRequestsError):
+    """The owner has as many queued or running jobs as it may have at once."""
+
+
+ACTIVE_JOBS_RETRY_AFTER_S = 10          # What a refused caller is told to wait (jobs take seconds to minutes).
+
+
+def lock_owner(session: Session, *, owner_id: str) -> None:
+    """Write to the owner's row so that, until this transaction ends, the owner's other writers
+    wait: a row lock on PostgreSQL, the database's write lock on SQLite."""
+    session.execute(
+        update(Owner).where(Owner.id == owner_id).values(kind=Owner.kind).execution_options(synchronize_session=False)
+    )
+
+
+def count_active_jobs(session: Session, *, owner_id: str) -> int:
+    """The owner's queued and running jobs."""
+    active = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    return int(session.scalar(select(func.count()).where(Job.owner_id == owner_id, Job.status.in_(active))) or 0)
+
+
+def check_active_jobs(session: Session, *, owner_id: str, max_active: int) -> None:
+    """TooManyJobsError when the owner has `max_active` queued or running jobs already."""
+    active = count_active_jobs(session, owner_id=owner_id)
+    if active >= max_active:
+        raise TooManyJobsError(
+            f"too many jobs at once: you have {active} queued or running, and at most {max_active} may be; "
+            f"wait for one to finish (GET /v1/jobs/{{id}}) and try again",
+            retry_after=ACTIVE_JOBS_RETRY_AFTER_S,
+        )
 
 
 def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) -> Job | None:

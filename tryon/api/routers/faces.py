@@ -183,6 +183,8 @@ def upload_face(
         response.status_code = status.HTTP_200_OK
         return _face_public(session, earlier)
     session.rollback()
+    if project:
+        runtime.queue.check_room(principal.owner_id)  # 429 before any work when enough jobs are running.
 
     # A photo without a face is refused on a cheap preview (a blank 7000x5700 JPEG took 3.4 s to refuse
     # when it was decoded in full first); the alignment then uses the full photo.
