@@ -280,6 +280,66 @@ def test_killing_a_worker_mid_job_and_restarting_completes_the_job(tmp_path: Pat
         h.close()
 
 
+def test_a_job_whose_process_is_gone_is_retried_without_waiting_for_its_lease(tmp_path: Path) -> None:
+    """Claims name the host and pid: a gone pid of this host is requeued at once, a live pid (or
+    another host) waits for its lease."""
+    from tryon.jobs.claims import claimant_pid, new_claim_token
+
+    h = Harness(service_settings(tmp_path, job_lease_seconds=600.0))
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        tokens = {
+            "gone": new_claim_token(gone.pid),
+            "alive": new_claim_token(alive.pid),
+            "mine": new_claim_token(),
+            "other host": "0" * 8 + new_claim_token(gone.pid)[8:],
+        }
+        assert claimant_pid(tokens["gone"]) == gone.pid and claimant_pid(tokens["other host"]) is None
+        jobs = {}
+        for name, token in tokens.items():
+            jobs[name] = h.submit("test.ok", {"name": name})
+            with h.database.sessions.begin() as session:
+                assert repo.claim_job(session, job_id=jobs[name], lease_seconds=600.0, token=token) == token
+        requeued, failed = h.queue.recover()
+        assert (requeued, failed) == ([jobs["gone"]], [])
+        assert {name: h.job(job_id).status for name, job_id in jobs.items()} == {
+            "gone": "queued", "alive": "running", "mine": "running", "other host": "running"
+        }
+    finally:
+        alive.kill()
+        alive.wait()
+        h.close()
+
+
+def test_a_killed_worker_s_job_is_retried_at_the_next_start_before_its_lease_ends(tmp_path: Path) -> None:
+    """kill -9 of a real `tryon worker` mid-job with a 600 s lease: the next worker on this host
+    sees that the claiming pid is gone and runs the job at once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRYON_")}
+    env.update(TRYON_DATA_DIR=str(tmp_path / "data"), TRYON_JOB_LEASE_SECONDS="600", TRYON_DEVICE="cpu")
+    h = Harness(service_settings(tmp_path, job_lease_seconds=600.0))  # Producer only.
+    log_path = tmp_path / "worker.log"
+    worker = _start_worker(env, log_path)
+    try:
+        job_id = h.submit("debug.sleep", {"steps": 20, "seconds": 0.1})
+        wait_for(lambda: h.job(job_id).progress >= 0.1, "the worker to make progress")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        assert h.job(job_id).status == "running"  # Its lease has ~10 minutes left.
+        worker = _start_worker(env, log_path)
+        job = h.wait_status(job_id, "succeeded", "failed")  # Bounded by WAIT_S (60 s), far less than the lease.
+        assert job.status == "succeeded" and job.attempts == 2, log_path.read_text()[-2000:]
+        assert "is gone" in log_path.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        h.close()
+
+
 # --- Jobs at once per caller --------------------------------------------------------------------------
 
 

@@ -593,14 +593,23 @@ def get_job(session: Session, *, job_id: str, owner_id: str | None = None) -> Jo
     return session.scalar(query)
 
 
-def claim_job(session: Session, *, job_id: str, lease_seconds: float, now: dt.datetime | None = None) -> str | None:
+def claim_job(
+    session: Session,
+    *,
+    job_id: str,
+    lease_seconds: float,
+    token: str | None = None,
+    now: dt.datetime | None = None,
+) -> str | None:
     """Take a queued job: running, one more attempt, a fresh claim token and a lease.
 
+    token: the claim token to use (32 characters; workers use `tryon.jobs.claims.new_claim_token`,
+        which names their host and pid); default a random one.
     Returns the claim token, or None when the job is not queued (already taken, finished, or
     out of attempts). Safe against concurrent workers: one conditional UPDATE decides.
     """
     now = now or utcnow()
-    token = new_id()
+    token = token or new_id()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value, Job.attempts < Job.max_attempts)
@@ -702,17 +711,32 @@ def fail_job(
     return status.value if _rowcount(outcome) == 1 else None
 
 
-def requeue_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> tuple[list[str], list[str]]:
-    """Jobs whose worker died (running, lease expired): queue them again, or fail those out of tries.
+def running_claim_tokens(session: Session, *, prefix: str) -> list[str]:
+    """Claim tokens of the running jobs whose token starts with `prefix` (hex: no LIKE wildcards)."""
+    return [
+        token
+        for token in session.scalars(
+            select(Job.claim_token).where(Job.status == JobStatus.RUNNING.value, Job.claim_token.startswith(prefix))
+        )
+        if token is not None
+    ]
+
+
+def requeue_stale_jobs(
+    session: Session, *, dead_claims: Iterable[str] = (), now: dt.datetime | None = None
+) -> tuple[list[str], list[str]]:
+    """Jobs whose worker died: running with an expired lease, or held by one of `dead_claims` (claim
+    tokens of processes known to be gone). Queue them again, or fail those out of tries.
 
     Returns (requeued ids, failed ids). Safe to run from every worker at once.
     """
     now = now or utcnow()
-    stale = session.execute(
-        select(Job.id, Job.claim_token, Job.attempts, Job.max_attempts).where(
-            Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now
-        )
-    ).all()
+    gone = Job.lease_expires_at < now
+    dead = list(dead_claims)
+    if dead:
+        gone = or_(gone, Job.claim_token.in_(dead))
+    columns = (Job.id, Job.claim_token, Job.attempts, Job.max_attempts)
+    stale = session.execute(select(*columns).where(Job.status == JobStatus.RUNNING.value, gone)).all()
     requeued: list[str] = []
     failed: list[str] = []
     for job_id, token, attempts, max_attempts in stale:

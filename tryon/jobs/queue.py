@@ -6,7 +6,8 @@
   GPU), and API replicas only enqueue.
 
 Every consumer also runs a reaper: at start and every half lease it requeues the jobs of dead
-workers (`JobRunner.recover`), and at start it re-enqueues every queued job so that nothing the
+workers (`JobRunner.recover`: leases that expired, and at once the claims of processes of this host
+that are gone, see `tryon.jobs.claims`), and at start it re-enqueues every queued job so that nothing the
 queue lost stays queued forever (a duplicate delivery is harmless: only one claim succeeds).
 
 Queue messages are JSON (`JsonSerializer`), never pickles: whoever can write to Redis cannot make a
