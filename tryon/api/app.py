@@ -14,10 +14,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from tryon import __version__
+from tryon.api.deps import limit_client_address
 from tryon.api.errors import install_error_handlers
 from tryon.api.metrics import Metrics
 from tryon.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
             log.info("tryon API stopped")
 
     app = FastAPI(
+        dependencies=[Depends(limit_client_address)],  # Every route: requests per client address.
         title="tryon",
         version=__version__,
         description=DESCRIPTION,
