@@ -22,6 +22,7 @@ from tryon.api.deps import limit_client_address
 from tryon.api.errors import install_error_handlers
 from tryon.api.metrics import Metrics
 from tryon.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from tryon.api.openapi import install_truthful_openapi
 from tryon.api.routers import (
     catalog,
     face_edits,
@@ -51,7 +52,8 @@ Shop backends and designers: send `X-API-Key: <key>` (scopes `shop`, `designer`,
 
 **Errors** are JSON `{"detail": "...", "request_id": "..."}`: 400 malformed, 401/403 credentials,
 404 not found (or not yours), 409 idempotency key reuse, 413 too large, 415 not an allowed image
-type, 422 a valid image we cannot use (no face), 429 rate limit, 503 no model.
+type, 422 a valid image we cannot use (no face), 429 rate limit or too many jobs at once (see
+`Retry-After`), 503 no model.
 
 **Slow work** runs as jobs: poll `GET /v1/jobs/{id}`. Send `Idempotency-Key` to make a retried
 request return the first job.
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
         ],
     )
     install_error_handlers(app)
+    install_truthful_openapi(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,

@@ -4,7 +4,7 @@ route), the caller (with scope checks, failed authentication limited per address
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -106,6 +106,10 @@ def get_optional_principal(
 
 
 OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+
+# `openapi_extra` of a route with OptionalPrincipalDep: credentials are optional (`{}`, no credentials,
+# joins the schemes FastAPI lists).
+OPTIONAL_AUTH_OPENAPI: dict[str, Any] = {"security": [{}]}
 
 
 def get_shopper(principal: PrincipalDep) -> Principal:

@@ -5,7 +5,7 @@
 404  no such thing (or not yours)     409  an idempotency key reused for another request
 413  too large (bytes or pixels)      415  not an allowed image type
 422  a valid image we cannot use (no face)
-429  too many requests                503  no model / the database or queue is down
+429  too many requests or jobs        503  no model / the database or queue is down
 """
 
 from __future__ import annotations

@@ -69,6 +69,10 @@ def _describe_unsupported(data: bytes) -> str:
         return "not an image we can read"
 
 
+# The schema says an upload is not empty (read_upload answers an empty one with 400).
+NON_EMPTY_FILE: dict[str, Any] = {"minLength": 1}
+
+
 def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     """The uploaded file's bytes, refusing more than `max_bytes` (413) and empty files (400)."""
     data = upload.file.read(max_bytes + 1)
@@ -162,7 +166,9 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     },
 )
 def upload_face(
-    file: Annotated[UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.")],
+    file: Annotated[
+        UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.", json_schema_extra=NON_EMPTY_FILE)
+    ],
     principal: ShopperDep,
     session: SessionDep,
     runtime: RuntimeDep,

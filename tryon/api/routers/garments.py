@@ -22,7 +22,7 @@ from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.fashion import GARMENT_TRANSFER_JOB, TRANSFER_STEPS
 from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
-from tryon.api.routers.faces import decode_upload, read_upload
+from tryon.api.routers.faces import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import GarmentPublic, image_public, job_public
 from tryon.db import repositories as repo
@@ -78,7 +78,8 @@ def garment_public(session: Session, garment: Garment) -> GarmentPublic:
     },
 )
 async def upload_garment(
-    file: Annotated[UploadFile, File(description="A product photo of one garment: JPEG, PNG or WebP.")],
+    file: Annotated[UploadFile, File(description="A product photo of one garment: JPEG, PNG or WebP.",
+                                     json_schema_extra=NON_EMPTY_FILE)],
     principal: DesignerDep,
     runtime: RuntimeDep,
     response: Response,
