@@ -120,6 +120,13 @@ def test_exactly_one_of_outfit_id_and_image_id_is_in_the_schema(client: TestClie
         assert (status == 404) if valid else (status == 400), (body, status)  # 404: no such outfit / image.
 
 
+def test_a_try_on_names_exactly_one_model_image_in_the_schema(doc: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(resolve(doc, doc["components"]["schemas"]["TryOnCreate"]))
+    assert validator.is_valid({"face_id": "f", "garment_id": "g", "outfit_id": None})
+    assert not validator.is_valid({"face_id": "f"})
+    assert not validator.is_valid({"face_id": "f", "outfit_id": "o", "catalog_id": "c"})
+
+
 def test_uploads_are_documented_non_empty(doc: dict[str, Any]) -> None:
     for path in ("/v1/faces", "/v1/garments"):
         form = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

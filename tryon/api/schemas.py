@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from tryon.api.fashion import MAX_SEED
 
@@ -21,6 +21,15 @@ class ValidationProblem(BaseModel):
     loc: list[str | int]
     msg: str
     type: str
+
+
+def exactly_one_of(*fields: str) -> list[JsonValue]:
+    """JSON schema `oneOf` alternatives: one of `fields` is a string, the others absent or null."""
+    alternatives: list[JsonValue] = []
+    for given in fields:
+        properties: dict[str, JsonValue] = {f: {"type": "string" if f == given else "null"} for f in fields}
+        alternatives.append({"required": [given], "properties": properties})
+    return alternatives
 
 
 class ErrorPublic(BaseModel):
@@ -231,7 +240,8 @@ class TryOnCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"face_id": "f_…", "outfit_id": "o_…", "edits": {"strengths": {"smile": 0.5}}}]
+            "examples": [{"face_id": "f_…", "outfit_id": "o_…", "edits": {"strengths": {"smile": 0.5}}}],
+            "oneOf": exactly_one_of("outfit_id", "catalog_id", "garment_id"),
         },
     )
 
@@ -291,11 +301,6 @@ class CatalogPage(BaseModel):
     total: int
 
 
-def _exactly(field: str, *, not_also: str) -> dict[str, Any]:
-    """JSON schema: `field` is given (a string) and `not_also` is absent or null."""
-    return {"required": [field], "properties": {field: {"type": "string"}, not_also: {"type": "null"}}}
-
-
 class CatalogCreate(BaseModel):
     """Save one of your outfits (e.g. a variant) or images to the catalog."""
 
@@ -304,7 +309,7 @@ class CatalogCreate(BaseModel):
         json_schema_extra={
             "examples": [{"outfit_id": "0f3c...", "name": "Midnight tee"}],
             # Exactly one of outfit_id / image_id (null counts as absent).
-            "oneOf": [_exactly("outfit_id", not_also="image_id"), _exactly("image_id", not_also="outfit_id")],
+            "oneOf": exactly_one_of("outfit_id", "image_id"),
         },
     )
 
