@@ -130,9 +130,10 @@ def test_redis_buckets_refill_and_fall_back_when_redis_is_down() -> None:
     assert client.pttl(f"tryon:ratelimit:test:{key}") > 0  # Keys expire: Redis does not fill up.
     down = RedisBucket(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), "test", per_minute=1)
     limiter = RateLimiter(1, "requests", down)
-    limiter.check(key)  # Redis is down: this replica's own bucket still limits.
+    limiter.check(key)  # Redis is down: this replica's own bucket still limits...
     with pytest.raises(RateLimitedError):
         limiter.check(key)
+    assert down._down_until > 0  # ...and Redis is tried again later, not on every request.
 
 
 def test_memory_buckets_look_without_taking() -> None:

@@ -91,22 +91,29 @@ return wait
 class RedisBucket:
     """Token buckets in Redis, shared by every replica that uses the same Redis and `name`. When
     Redis cannot be reached the replica falls back to its own memory buckets (and says so in the
-    log) rather than refusing everything or letting everything through."""
+    log) rather than refusing everything or letting everything through, and tries Redis again
+    `retry_s` later (not on every request: each try could wait for a connect timeout)."""
 
-    def __init__(self, client: Any, name: str, per_minute: int) -> None:
+    def __init__(self, client: Any, name: str, per_minute: int, retry_s: float = 5.0) -> None:
         self.per_minute = per_minute
         self.prefix = f"tryon:ratelimit:{name}:"
+        self.retry_s = retry_s
         self._script = client.register_script(_TAKE_SCRIPT)
         self._fallback = MemoryBucket(per_minute)
-        self._warned_at = 0.0
+        self._down_until = 0.0
+        self._warned_at = -math.inf
 
     def take(self, key: str, *, consume: bool = True) -> float:
+        now = time.monotonic()
+        if now < self._down_until:
+            return self._fallback.take(key, consume=consume)
         try:
             rate_per_ms = self.per_minute / 60_000.0
             wait_ms = self._script(keys=[self.prefix + key], args=[self.per_minute, rate_per_ms, int(consume)])
         except Exception as exc:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
+            self._down_until = now + self.retry_s
+            if now - self._warned_at > 60:
+                self._warned_at = now
                 log.warning("rate limits: Redis unavailable (%s); this replica limits on its own", exc)
             return self._fallback.take(key, consume=consume)
         return int(wait_ms) / 1000.0
