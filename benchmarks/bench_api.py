@@ -96,6 +96,8 @@ class Server:
             TRYON_FASHION_CHECKPOINT=str(checkpoint),
             TRYON_BATCH_MAX_SIZE=str(batch_max_size),
             TRYON_RATE_LIMIT_PER_MINUTE="0",
+            TRYON_RATE_LIMIT_PER_ADDRESS_PER_MINUTE="0",  # Every client is on loopback.
+            TRYON_SESSIONS_PER_ADDRESS_PER_MINUTE="0",
             TRYON_LOG_LEVEL=os.environ.get("TRYON_LOG_LEVEL", "WARNING"),
             TRYON_DEVICE="cpu",
         )
