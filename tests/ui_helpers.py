@@ -87,6 +87,8 @@ def up_env(tmp_path: Path) -> dict[str, str]:
         TRYON_DATA_DIR=str(tmp_path / "data"),
         TRYON_DEVICE="cpu",
         TRYON_RATE_LIMIT_PER_MINUTE="0",
+        TRYON_RATE_LIMIT_PER_ADDRESS_PER_MINUTE="0",  # Every client is on loopback.
+        TRYON_SESSIONS_PER_ADDRESS_PER_MINUTE="0",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -174,7 +174,7 @@ class _ApiThread(threading.Thread):
             port=port,
             access_log=False,
             log_config=log_config,
-            proxy_headers=True,
+            proxy_headers=False,  # Our own client_address trusts only TRYON_TRUSTED_PROXIES.
         )
         self.server = uvicorn.Server(config)
         self.error: BaseException | None = None

@@ -44,7 +44,7 @@ from tryon.db.models import (
     new_id,
     utcnow,
 )
-from tryon.errors import TryonError
+from tryon.errors import TooManyRequestsError, TryonError
 
 OwnedT = TypeVar("OwnedT", bound=Base)
 
@@ -483,8 +483,13 @@ def create_job(
     max_attempts: int,
     idempotency_key: str | None = None,
     identity: dict[str, Any] | None = None,
+    max_active: int | None = None,
 ) -> tuple[Job, bool]:
     """Queue a job. Returns (job, created).
+
+    With `max_active`, TooManyJobsError when the owner already has that many queued or running
+    jobs (an idempotent replay of an earlier job is still answered). Concurrent submissions of one
+    owner are serialised by a write to the owner's row first, so the cap holds under a burst.
 
     With an idempotency key, the owner's earlier job with that key is returned (created False) when
     the request is the same, and IdempotencyConflictError is raised when it differs. "The same" compares
@@ -494,10 +499,14 @@ def create_job(
     winner's job returned, so create keyed jobs before any other write of the transaction.
     """
     fingerprint = request_fingerprint(kind, payload if identity is None else identity)
+    if max_active is not None:
+        lock_owner(session, owner_id=owner_id)
     if idempotency_key is not None:
         existing = find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
         if existing is not None:
             return _same_request(existing, fingerprint, idempotency_key), False
+    if max_active is not None:
+        check_active_jobs(session, owner_id=owner_id, max_active=max_active)
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -527,6 +536,38 @@ def create_job(
     return job, True
 
 
+class TooManyJobsError(TooManyRequestsError):
+    """The owner has as many queued or running jobs as it may have at once."""
+
+
+ACTIVE_JOBS_RETRY_AFTER_S = 10          # What a refused caller is told to wait (jobs take seconds to minutes).
+
+
+def lock_owner(session: Session, *, owner_id: str) -> None:
+    """Write to the owner's row so that, until this transaction ends, the owner's other writers
+    wait: a row lock on PostgreSQL, the database's write lock on SQLite."""
+    session.execute(
+        update(Owner).where(Owner.id == owner_id).values(kind=Owner.kind).execution_options(synchronize_session=False)
+    )
+
+
+def count_active_jobs(session: Session, *, owner_id: str) -> int:
+    """The owner's queued and running jobs."""
+    active = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    return int(session.scalar(select(func.count()).where(Job.owner_id == owner_id, Job.status.in_(active))) or 0)
+
+
+def check_active_jobs(session: Session, *, owner_id: str, max_active: int) -> None:
+    """TooManyJobsError when the owner has `max_active` queued or running jobs already."""
+    active = count_active_jobs(session, owner_id=owner_id)
+    if active >= max_active:
+        raise TooManyJobsError(
+            f"too many jobs at once: you have {active} queued or running, and at most {max_active} may be; "
+            f"wait for one to finish (GET /v1/jobs/{{id}}) and try again",
+            retry_after=ACTIVE_JOBS_RETRY_AFTER_S,
+        )
+
+
 def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
 
@@ -553,14 +594,23 @@ def get_job(session: Session, *, job_id: str, owner_id: str | None = None) -> Jo
     return session.scalar(query)
 
 
-def claim_job(session: Session, *, job_id: str, lease_seconds: float, now: dt.datetime | None = None) -> str | None:
+def claim_job(
+    session: Session,
+    *,
+    job_id: str,
+    lease_seconds: float,
+    token: str | None = None,
+    now: dt.datetime | None = None,
+) -> str | None:
     """Take a queued job: running, one more attempt, a fresh claim token and a lease.
 
+    token: the claim token to use (32 characters; workers use `tryon.jobs.claims.new_claim_token`,
+        which names their host and pid); default a random one.
     Returns the claim token, or None when the job is not queued (already taken, finished, or
     out of attempts). Safe against concurrent workers: one conditional UPDATE decides.
     """
     now = now or utcnow()
-    token = new_id()
+    token = token or new_id()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value, Job.attempts < Job.max_attempts)
@@ -662,17 +712,32 @@ def fail_job(
     return status.value if _rowcount(outcome) == 1 else None
 
 
-def requeue_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> tuple[list[str], list[str]]:
-    """Jobs whose worker died (running, lease expired): queue them again, or fail those out of tries.
+def running_claim_tokens(session: Session, *, prefix: str) -> list[str]:
+    """Claim tokens of the running jobs whose token starts with `prefix` (hex: no LIKE wildcards)."""
+    return [
+        token
+        for token in session.scalars(
+            select(Job.claim_token).where(Job.status == JobStatus.RUNNING.value, Job.claim_token.startswith(prefix))
+        )
+        if token is not None
+    ]
+
+
+def requeue_stale_jobs(
+    session: Session, *, dead_claims: Iterable[str] = (), now: dt.datetime | None = None
+) -> tuple[list[str], list[str]]:
+    """Jobs whose worker died: running with an expired lease, or held by one of `dead_claims` (claim
+    tokens of processes known to be gone). Queue them again, or fail those out of tries.
 
     Returns (requeued ids, failed ids). Safe to run from every worker at once.
     """
     now = now or utcnow()
-    stale = session.execute(
-        select(Job.id, Job.claim_token, Job.attempts, Job.max_attempts).where(
-            Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now
-        )
-    ).all()
+    gone = Job.lease_expires_at < now
+    dead = list(dead_claims)
+    if dead:
+        gone = or_(gone, Job.claim_token.in_(dead))
+    columns = (Job.id, Job.claim_token, Job.attempts, Job.max_attempts)
+    stale = session.execute(select(*columns).where(Job.status == JobStatus.RUNNING.value, gone)).all()
     requeued: list[str] = []
     failed: list[str] = []
     for job_id, token, attempts, max_attempts in stale:

@@ -338,7 +338,7 @@ def start_demo_shop(database: Database, queue: Any, *, folder: str | os.PathLike
     payload = {"images": str(images.resolve()), "labels": str(labels.resolve()), "limit": int(limit)}
     job, created = queue.submit(
         owner_id=owner_id, kind=DEMO_IMPORT_JOB, payload=payload, idempotency_key=DEMO_IDEMPOTENCY_KEY,
-        identity={"demo_shop": True},
+        identity={"demo_shop": True}, capped=False,  # The service's own batch, not a caller's request.
     )  # fmt: skip
     if created:
         log.warning("demo shop: importing %d products from %s in the background (job %s)", limit, folder, job.id)

@@ -69,6 +69,10 @@ def _describe_unsupported(data: bytes) -> str:
         return "not an image we can read"
 
 
+# The schema says an upload is not empty (read_upload answers an empty one with 400).
+NON_EMPTY_FILE: dict[str, Any] = {"minLength": 1}
+
+
 def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     """The uploaded file's bytes, refusing more than `max_bytes` (413) and empty files (400)."""
     data = upload.file.read(max_bytes + 1)
@@ -162,7 +166,9 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     },
 )
 def upload_face(
-    file: Annotated[UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.")],
+    file: Annotated[
+        UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.", json_schema_extra=NON_EMPTY_FILE)
+    ],
     principal: ShopperDep,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -183,6 +189,8 @@ def upload_face(
         response.status_code = status.HTTP_200_OK
         return _face_public(session, earlier)
     session.rollback()
+    if project:
+        runtime.queue.check_room(principal.owner_id)  # 429 before any work when enough jobs are running.
 
     # A photo without a face is refused on a cheap preview (a blank 7000x5700 JPEG took 3.4 s to refuse
     # when it was decoded in full first); the alignment then uses the full photo.

@@ -215,6 +215,7 @@ def create_tryon(
     if earlier is not None:
         return JSONResponse(_tryon_public(session, earlier).model_dump(mode="json"), status_code=200)
     session.rollback()
+    runtime.queue.check_room(principal.owner_id)  # 429 before any work when enough jobs are running.
 
     face = projected_face(session, body.face_id, principal.owner_id)
     image, source = _resolve_model_image(session, principal.owner_id, body)
