@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     )
     batch_max_size: int = Field(8, ge=1, description="Most generation requests in one forward pass (1 = no batching).")
     batch_max_wait_ms: float = Field(5.0, ge=0, description="Longest a request waits for others to share its batch.")
+    # The demo shop (`tryon up` turns it on): real products imported in the background on first start.
+    demo_shop: bool = Field(
+        False, description="On start with an empty products table, import the demo catalog in a background job."
+    )
+    demo_catalog: Path = Field(
+        Path("../shared/data/fashion_products"),
+        description="The demo shop's catalog: a folder with images/ and styles.csv (relative: to the working dir).",
+    )
+    demo_catalog_size: int = Field(300, ge=1, le=100_000, description="Rows of the demo catalog to import.")
 
     @field_validator("device")
     @classmethod

@@ -32,6 +32,7 @@ from tryon.api.routers import (
     images,
     jobs,
     outfits,
+    products,
     sessions,
     tryon,
     variants,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
             {"name": "auth", "description": "Sessions and API keys"},
             {"name": "outfits", "description": "Generated outfits and the labels they take"},
             {"name": "catalog", "description": "The shared catalog (generated on first use; designers add to it)"},
+            {"name": "products", "description": "A shop's real products (shop API key to import; public to read)"},
             {"name": "variants", "description": "Garment variants for designers"},
             {"name": "garments", "description": "Garment photos put on a generated model"},
             {"name": "faces", "description": "Face uploads (owned by the caller)"},
@@ -108,7 +110,8 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
         upload_limit=settings.max_upload_bytes,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # Outermost: every response has an id.
-    for module in (health, sessions, outfits, faces, face_edits, images, jobs, tryon, catalog, variants, garments):
+    routers = (health, sessions, outfits, faces, face_edits, images, jobs, tryon, catalog, products, variants, garments)
+    for module in routers:
         app.include_router(module.router)
     return app
 

@@ -117,6 +117,17 @@ def get_shopper(principal: PrincipalDep) -> Principal:
     return principal
 
 
+def get_shop_backend(principal: PrincipalDep) -> Principal:
+    """A shop backend: an API key with the `shop` scope (a shopper session has the scope, not a shop)."""
+    require(principal, Scope.SHOP)
+    if principal.kind != "api_key":
+        raise ApiError(
+            403, "a shop's products are managed with the shop's API key (X-API-Key with the 'shop' scope), "
+            "not with a shopper session"
+        )
+    return principal
+
+
 def get_designer(principal: PrincipalDep) -> Principal:
     require(principal, Scope.DESIGNER)
     return principal
@@ -128,5 +139,6 @@ def get_admin(principal: PrincipalDep) -> Principal:
 
 
 ShopperDep = Annotated[Principal, Depends(get_shopper)]
+ShopBackendDep = Annotated[Principal, Depends(get_shop_backend)]
 DesignerDep = Annotated[Principal, Depends(get_designer)]
 AdminDep = Annotated[Principal, Depends(get_admin)]

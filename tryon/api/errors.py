@@ -45,11 +45,14 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 class ApiError(Exception):
     """Raise from a route for a specific status with a readable detail."""
 
-    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
+        self.extra = extra              # More JSON fields of the body (e.g. a refusal's "reason").
 
 
 def not_found(what: str, ident: str) -> ApiError:
@@ -72,7 +75,7 @@ def _status_for(exc: Exception) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status_code, exc.detail, exc.headers)
+        return error_response(exc.status_code, exc.detail, exc.headers, **exc.extra)
 
     async def known_error(request: Request, exc: Exception) -> JSONResponse:
         status = _status_for(exc)

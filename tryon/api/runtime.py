@@ -61,6 +61,9 @@ def build_job_registry() -> JobRegistry:
     from tryon.api.routers.tryon import register_tryon_jobs  # Here: the router imports this module.
 
     register_tryon_jobs(registry)
+    from tryon.services.products import DEMO_IMPORT_JOB, demo_import_job
+
+    registry.register(DEMO_IMPORT_JOB, demo_import_job, max_attempts=2, description="import the demo shop")
     return registry
 
 
@@ -87,6 +90,12 @@ class Runtime:
         if workers > 0:
             self.queue.start_consumer(workers)
         self.in_process_workers = workers
+        if self.settings.demo_shop:
+            from tryon.services.products import start_demo_shop
+
+            start_demo_shop(
+                self.database, self.queue, folder=self.settings.demo_catalog, limit=self.settings.demo_catalog_size
+            )
         if self.settings.retention_sweep_minutes > 0:
             self.sweeper = RetentionSweeper(
                 self.database,

@@ -235,13 +235,14 @@ class TryOnEdits(BaseModel):
 
 
 class TryOnCreate(BaseModel):
-    """A face (projected) and one of an outfit, a catalog item or a garment (its on-model image)."""
+    """A face (projected) and one of an outfit, a catalog item, a garment (its on-model image) or a shop
+    product."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [{"face_id": "f_…", "outfit_id": "o_…", "edits": {"strengths": {"smile": 0.5}}}],
-            "oneOf": exactly_one_of("outfit_id", "catalog_id", "garment_id"),
+            "oneOf": exactly_one_of("outfit_id", "catalog_id", "garment_id", "product_id"),
         },
     )
 
@@ -249,6 +250,15 @@ class TryOnCreate(BaseModel):
     outfit_id: str | None = Field(None, max_length=64)
     catalog_id: str | None = Field(None, max_length=64)
     garment_id: str | None = Field(None, max_length=64)
+    product_id: str | None = Field(
+        None,
+        max_length=64,
+        description="A shop product: on-model, the face goes onto its real photo; flat, the garment is first "
+        "put on a generated model (garment transfer). The result's `path` says which.",
+    )
+    gender: str | None = Field(
+        None, max_length=100, description="Flat products: the generated model's gender (default: the product's)."
+    )
     edits: TryOnEdits | None = None
 
 
@@ -261,6 +271,12 @@ class TryOnPublic(BaseModel):
     outfit_id: str | None = None
     catalog_id: str | None = None
     garment_id: str | None = None
+    product_id: str | None = None
+    path: Literal["photo", "garment_transfer", "generated"] = Field(
+        "generated",
+        description="photo: the face on a real product photo; garment_transfer: a flat product worn by a generated "
+        "model first; generated: a generated (or transferred garment's) model image.",
+    )
     edits: dict[str, Any] = Field(
         default_factory=dict, description="edit_id (if any), strengths (resolved when done), instruction"
     )
@@ -480,3 +496,32 @@ class EditPublic(BaseModel):
     error: str | None = None
     job: JobPublic | None = None
     created_at: dt.datetime
+
+
+# --- Shop products ------------------------------------------------------------------------------------
+
+
+class ProductPublic(BaseModel):
+    """A shop's real product. Every caller may read it and its images (the storefront lists it)."""
+
+    id: str
+    product_id: str = Field(description="The shop's own product id (the `id` attribute).", examples=["10057"])
+    name: str = Field(examples=["White Tshirts"])
+    attributes: dict[str, str] = Field(description="The shop's attributes, in the catalog's vocabulary.")
+    labels: dict[str, str] = Field(description="The fashion model's groups: articleGroup, colourGroup, gender, view.")
+    category: str
+    colour: str
+    gender: str
+    view: Literal["flat", "on_model"]
+    source: Literal["product"] = "product"
+    photo: ImagePublic = Field(description="The product's photo as imported (upright).")
+    image: ImagePublic = Field(description="The prepared image: pose-normalized model or centred flat, square.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ProductPage(BaseModel):
+    items: list[ProductPublic]
+    page: int
+    per_page: int
+    total: int

@@ -37,6 +37,7 @@ from tryon.db.models import (
     Outfit,
     Owner,
     OwnerKind,
+    Product,
     Scope,
     SessionToken,
     TryOn,
@@ -282,7 +283,7 @@ def purge_blob_files(session: Session, *, blobs: BlobStore, shas: Iterable[str])
 
 # Tables holding an owner's rows, children before the rows they refer to.
 OWNED_TABLES: tuple[type[Base], ...] = (
-    TryOn, Edit, Garment, CatalogItem, CatalogFill, Outfit, Image, Face, Job, SessionToken, ApiKey,
+    TryOn, Edit, Garment, CatalogItem, CatalogFill, Product, Outfit, Image, Face, Job, SessionToken, ApiKey,
 )
 
 
@@ -789,6 +790,7 @@ def create_tryon(
     outfit_id: str | None = None,
     garment_id: str | None = None,
     catalog_id: str | None = None,
+    product_id: str | None = None,
     edits: dict[str, Any] | None = None,
 ) -> TryOn:
     """A try-on row (its image comes later, from the `tryon.render` job)."""
@@ -799,6 +801,7 @@ def create_tryon(
         outfit_id=outfit_id,
         garment_id=garment_id,
         catalog_id=catalog_id,
+        product_id=product_id,
         edits=dict(edits or {}),
         created_at=utcnow(),
     )
@@ -1032,3 +1035,133 @@ def list_edits(session: Session, *, face_id: str, owner_id: str) -> Sequence[Edi
     return session.scalars(
         select(Edit).where(Edit.face_id == face_id, Edit.owner_id == owner_id).order_by(Edit.created_at, Edit.id)
     ).all()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shop products (since 0004).
+
+
+def find_product(session: Session, *, owner_id: str, shop_product_id: str) -> Product | None:
+    """The shop's product by the shop's own id (locked for update on PostgreSQL: an import replaces it)."""
+    return session.scalar(
+        select(Product)
+        .where(Product.owner_id == owner_id, Product.shop_product_id == shop_product_id)
+        .with_for_update()
+    )
+
+
+def upsert_product(
+    session: Session,
+    *,
+    owner_id: str,
+    shop_product_id: str,
+    name: str,
+    attributes: dict[str, Any],
+    labels: dict[str, str],
+    fields: dict[str, str],
+    photo_image_id: str,
+    image_id: str,
+    prep: dict[str, Any],
+) -> tuple[Product, bool, list[str]]:
+    """Insert the shop's product, or update the row with the same (owner, shop product id).
+
+    Returns (row, created, dropped blob digests): the images an update replaces are deleted, and the
+    digests of blobs nobody refers to any more are for `purge_blob_files` after the commit. A
+    concurrent first insert of the same id raises IntegrityError (the caller retries: it then updates).
+    """
+    now = utcnow()
+    values = {
+        "name": name,
+        "attributes": dict(attributes),
+        "labels": dict(labels),
+        "category": fields["category"],
+        "colour": fields["colour"],
+        "gender": fields["gender"],
+        "view": fields["view"],
+        "photo_image_id": photo_image_id,
+        "image_id": image_id,
+        "prep": dict(prep),
+        "updated_at": now,
+    }
+    row = find_product(session, owner_id=owner_id, shop_product_id=shop_product_id)
+    if row is None:
+        row = Product(id=new_id(), owner_id=owner_id, shop_product_id=shop_product_id, created_at=now, **values)
+        session.add(row)
+        session.flush()
+        return row, True, []
+    old_images = {row.photo_image_id, row.image_id} - {photo_image_id, image_id}
+    for key, value in values.items():
+        setattr(row, key, value)
+    session.flush()
+    return row, False, _delete_images(session, image_ids=old_images)
+
+
+def _delete_images(session: Session, *, image_ids: Iterable[str]) -> list[str]:
+    """Delete image rows; returns the digests of blobs nobody refers to any more."""
+    ids = list(image_ids)
+    if not ids:
+        return []
+    shas = set(session.scalars(select(Image.blob_sha256).where(Image.id.in_(ids))))
+    session.execute(delete(Image).where(Image.id.in_(ids)))
+    return drop_unreferenced_blobs(session, shas=shas)
+
+
+def get_product(session: Session, *, product_id: str, owner_id: str | None = None) -> Product | None:
+    """A product by our id; `owner_id` limits it to that shop's (None: products are public)."""
+    conditions = [Product.id == product_id]
+    if owner_id is not None:
+        conditions.append(Product.owner_id == owner_id)
+    return session.scalar(select(Product).where(*conditions))
+
+
+def list_products(
+    session: Session,
+    *,
+    owner_id: str | None = None,
+    category: str | None = None,
+    colour: str | None = None,
+    gender: str | None = None,
+    view: str | None = None,
+    offset: int = 0,
+    limit: int = 24,
+) -> tuple[Sequence[Product], int]:
+    """Products matching the filters (case-insensitive), the shop's own when `owner_id` is given,
+    newest import first. Returns (page, total)."""
+    conditions = []
+    if owner_id is not None:
+        conditions.append(Product.owner_id == owner_id)
+    for column, value in (
+        (Product.category, category),
+        (Product.colour, colour),
+        (Product.gender, gender),
+        (Product.view, view),
+    ):
+        if value is not None:
+            conditions.append(func.lower(column) == value.lower())
+    total = int(session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0)
+    rows = session.scalars(
+        select(Product)
+        .where(*conditions)
+        .order_by(Product.created_at.desc(), Product.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return rows, total
+
+
+def count_products(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Product)) or 0)
+
+
+def delete_product(session: Session, *, product_id: str, owner_id: str) -> list[str] | None:
+    """Delete the shop's product and its two images. Returns the digests of blobs nobody refers to
+    any more (for `purge_blob_files` after the commit), or None when the shop has no such product.
+    Try-ons of it keep their images (their `product_id` becomes NULL)."""
+    row = get_product(session, product_id=product_id, owner_id=owner_id)
+    if row is None:
+        return None
+    images = {row.photo_image_id, row.image_id}
+    session.execute(update(TryOn).where(TryOn.product_id == row.id).values(product_id=None))
+    session.delete(row)
+    session.flush()
+    return _delete_images(session, image_ids=images)
