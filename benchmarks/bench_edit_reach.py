@@ -176,7 +176,9 @@ def main() -> int:
             print(f"{key:<52} generator dP {r['generator_dP']:+.3f}  photo dP {r['photo_dP']:+.3f}  "
                   f"others {r['photo_others_abs_dP']:.3f}", flush=True)
     report = {"benchmark": "bench_edit_reach", "lfw_faces": len(faces), "celeba_faces": len(X),
-              "project_steps": args.steps, "results": results, "seconds_total": time.perf_counter() - started,
+              "project_steps": args.steps, "results": results,
+              "calibration": {n: dset.directions[n].metrics.get("calibration") for n, *_ in EDITS},
+              "seconds_total": time.perf_counter() - started,
               "note": "dP: mean change of P(attribute) by the attribute classifier (age: P(Young), which should drop)"}
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
