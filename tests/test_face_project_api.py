@@ -7,6 +7,7 @@ fast projection in use."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, service_settings, shopper
+from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, postgres_database, service_settings, shopper
 
 from tryon.api import create_app
 from tryon.api.face import JOB_KIND, REFINE_JOB_KIND, SERVICE_NAME, FaceService, face_service
@@ -37,9 +38,12 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(service_settings(tmp_path)), raise_server_exceptions=False) as c:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if request.param == "postgresql" else None
+        c = stack.enter_context(TestClient(create_app(service_settings(tmp_path, database_url=url)),
+                                           raise_server_exceptions=False))
         # Few steps: the test checks the plumbing, benchmarks/bench_face.py the quality.
         c.app.state.runtime.queue.env.services[SERVICE_NAME] = FaceService(steps=3, refine_steps=2)  # type: ignore[attr-defined]
         yield c
