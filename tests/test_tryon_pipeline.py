@@ -164,7 +164,8 @@ def test_a_tryon_shows_the_photo_and_an_edit_changes_only_the_face(pipe: TryOnPi
     assert smiled.edits == {"smile": 1.0} and smiled.face.size == crop.size
     change = np.abs(np.asarray(smiled.face).astype(int) - np.asarray(crop).astype(int)).max(axis=2)
     region = face_region(crop.size[0])
-    assert change[region > 0.99].mean() > 1.0 and change[region < 0.01].max() == 0
+    # Outside the face region the photo is untouched; in the feather's last 1 % at most a rounding level.
+    assert change[region > 0.99].mean() > 1.0 and change[region == 0].max() == 0 and change[region < 0.01].max() <= 1
     # The full try-on with the photo takes the same path (the projection cached with its photo).
     full = pipe.try_on(photo, model)
     assert full.photo is not None and np.array_equal(np.asarray(full.face), np.asarray(crop))

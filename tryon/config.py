@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         None, description="Face Generator checkpoint folder; None = tryon/assets/face (+ encoder, directions)."
     )
     face_project_steps: int = Field(50, ge=0, le=1000, description="Optimisation steps of a face.project job.")
+    face_refine_steps: int = Field(
+        40, ge=0, le=1000,
+        description="Pivotal tuning steps of the face.refine job queued after each projection; 0 = no refinement.",
+    )
     job_workers: int | None = Field(
         None, ge=0, description="Job threads inside the API process; None = 2 with SQLite, 0 with Redis."
     )

@@ -1,10 +1,19 @@
-"""The `face.project` job: project an uploaded face (its stored aligned crop) into the face generator.
+"""The `face.project` job: project an uploaded face (its stored aligned crop) into the face generator,
+and its follow-up `face.refine`: pivotal tuning of the generator around that projection.
 
-`POST /v1/faces` queues it when the kind is registered (`tryon.api.runtime.build_job_registry` calls
-`register_face_jobs`). The handler stores the latent (npz blob, `faces.latent_sha256`) and the
+`POST /v1/faces` queues `face.project` when the kind is registered (`tryon.api.runtime.build_job_registry`
+calls `register_face_jobs`). The handler stores the latent (npz blob, `faces.latent_sha256`) and the
 reconstruction (an image of kind "face_reconstruction" with the face's id, so that deleting the face
-deletes it), and marks the face "projected". The face models are loaded once per process, on first
-use, by the `FaceService` kept in `JobEnv.services["face"]`.
+deletes it), and marks the face "projected": try-ons and edits can start. It then queues `face.refine`
+(unless `TRYON_FACE_REFINE_STEPS=0`), keyed by the projection job (`refine_job_key`) so that a retried
+projection queues it once and the face finds it without a column of its own. The refinement tunes
+low-rank deltas of the synthesis network around the latent (`tryon.face.project.refine_face`) and
+replaces the face's latent by the same latent carrying those deltas (and its reconstruction by the
+tuned one): later edits and try-ons of the face render with its tuned generator, and deleting the
+face deletes the deltas with the latent. A refinement that fails leaves the fast projection in place.
+
+The face models are loaded once per process, on first use, by the `FaceService` kept in
+`JobEnv.services["face"]`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
     from tryon.config import Settings
+    from tryon.face.latent import FaceLatent
     from tryon.face.models import FaceModels
     from tryon.face.project import Progress, ProjectionResult
     from tryon.jobs.registry import JobContext, JobEnv, JobRegistry
@@ -29,11 +39,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_KIND = "face.project"
+REFINE_JOB_KIND = "face.refine"
 COMPOSE_JOB_KIND = "face.compose"
 COMPOSE_STEPS = 100                     # Masked-projection steps of a region composition (~10 s on one core).
 EDIT_IMAGE_KIND = "face_edit"
 SERVICE_NAME = "face"                   # Key of the FaceService in JobEnv.services.
 DEFAULT_STEPS = 50                      # Optimisation steps after the encoder (~5-10 s on one CPU core).
+DEFAULT_REFINE_STEPS = 40               # Pivotal tuning steps of face.refine (~8 s on one CPU core).
 RECONSTRUCTION_KIND = "face_reconstruction"
 ALIGNED_KIND = "face_aligned"
 LATENT_MEDIA_TYPE = "application/x-npz"
@@ -49,24 +61,29 @@ class FaceService:
         checkpoint: str | Path | None = None,   # Face checkpoint folder, None = the shipped one.
         device: str = "cpu",                    # Torch device.
         steps: int = DEFAULT_STEPS,             # Optimisation steps per projection.
-        pti: bool = False,                      # Pivotal tuning after the optimisation.
+        pti: bool = False,                      # Pivotal tuning inside the projection job itself.
+        refine_steps: int = DEFAULT_REFINE_STEPS,  # Pivotal tuning steps of the face.refine job, 0 = none.
     ) -> None:
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
+        if refine_steps < 0:
+            raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
         self.checkpoint = checkpoint
         self.device = device
         self.steps = steps
         self.pti = pti
+        self.refine_steps = refine_steps
         self._models: FaceModels | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaceService:
-        # TRYON_FACE_CHECKPOINT, TRYON_FACE_PROJECT_STEPS.
+        # TRYON_FACE_CHECKPOINT, TRYON_FACE_PROJECT_STEPS, TRYON_FACE_REFINE_STEPS.
         return cls(
             checkpoint=settings.face_checkpoint,
             device=settings.torch_device(),
             steps=settings.face_project_steps,
+            refine_steps=settings.face_refine_steps,
         )
 
     def models(self) -> FaceModels:
@@ -84,6 +101,12 @@ class FaceService:
 
         return project_face(self.models(), aligned, steps=self.steps, pti=self.pti, progress=progress)
 
+    def refine(self, aligned: PILImage.Image, latent: FaceLatent, progress: Progress | None = None) -> ProjectionResult:
+        """Pivotal tuning around `latent` (projected from `aligned`), `refine_steps` steps."""
+        from tryon.face.project import refine_face
+
+        return refine_face(self.models(), latent, aligned, steps=self.refine_steps, progress=progress)
+
 
 def face_service(env: JobEnv) -> FaceService:
     """The process's FaceService (created on first use from the settings)."""
@@ -94,47 +117,57 @@ def face_service(env: JobEnv) -> FaceService:
     return service
 
 
-def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """`face.project`: payload {"face_id"} -> {"face_id", "reconstruction": {"id", "url"}, "latent_sha256",
-    "metrics"}."""
+def refine_job_key(projection_job_id: str) -> str:
+    """Idempotency key of the `face.refine` job that the projection job `projection_job_id` queued:
+    how a face finds its refinement (`faces.projection_job_id` -> this key -> the job)."""
+    return f"face.refine:{projection_job_id}"
+
+
+def _load_aligned(env: JobEnv, owner_id: str, face_id: str, what: str) -> tuple[PILImage.Image, str | None]:
+    """The face's stored aligned crop (what is projected) and its current latent's digest."""
     import io
 
     from PIL import Image as PILImage
 
-    from tryon.api.records import save_image
     from tryon.db import repositories as repo
-    from tryon.db.models import Face, Image
 
-    env = ctx.env
-    face_id = payload.get("face_id")
-    if not isinstance(face_id, str):
-        raise InputError("the face.project job needs a face_id")
     with env.database.sessions() as session:
-        face = repo.get_face(session, face_id=face_id, owner_id=ctx.owner_id)
+        face = repo.get_face(session, face_id=face_id, owner_id=owner_id)
         if face is None:
             raise InputError(f"face {face_id} no longer exists")
         images = repo.face_images(session, face_id=face_id)
         aligned_row = next((img for img in images if img.kind == ALIGNED_KIND), None)
         if aligned_row is None:
-            raise InputError(f"face {face_id} has no aligned image to project")
-        aligned_sha = aligned_row.blob_sha256
-    aligned = PILImage.open(io.BytesIO(env.blobs.get(aligned_sha))).convert("RGB")
+            raise InputError(f"face {face_id} has no aligned image to {what}")
+        aligned_sha, latent_sha = aligned_row.blob_sha256, face.latent_sha256
+    return PILImage.open(io.BytesIO(env.blobs.get(aligned_sha))).convert("RGB"), latent_sha
 
-    ctx.progress(0.02, "loading the face models")
-    service = face_service(env)
-    result = service.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+
+def _store_projection(
+    env: JobEnv, owner_id: str, face_id: str, result: ProjectionResult, *, doing: str, replaces: str | None = None
+) -> tuple[str, str]:
+    """Make `result` the face's latent and reconstruction (replacing earlier ones) and mark it projected.
+
+    doing: "projected" / "refined", for the message when the face was deleted meanwhile. replaces: the
+    latent digest `result` was made from; when the face's latent is another one by now (projected
+    again meanwhile), nothing is stored (InputError). Returns (latent digest, reconstruction image id).
+    """
+    from tryon.api.records import save_image
+    from tryon.db import repositories as repo
+    from tryon.db.models import Face, Image
 
     with env.database.sessions.begin() as session:
-        face = session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == ctx.owner_id).with_for_update())
+        face = session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == owner_id).with_for_update())
         if face is None:
-            raise InputError(f"face {face_id} was deleted while it was being projected")
-        # A retry or a re-projection replaces the earlier results.
+            raise InputError(f"face {face_id} was deleted while it was being {doing}")
+        if replaces is not None and face.latent_sha256 != replaces:
+            raise InputError(f"face {face_id} was projected again while it was being {doing}")
         old = session.scalars(select(Image).where(Image.face_id == face_id, Image.kind == RECONSTRUCTION_KIND)).all()
         old_shas = {img.blob_sha256 for img in old} | ({face.latent_sha256} if face.latent_sha256 else set())
         for img in old:
             session.delete(img)
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
-        stored = save_image(session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image,
+        stored = save_image(session, blobs=env.blobs, owner_id=owner_id, image=result.image,
                             kind=RECONSTRUCTION_KIND, face_id=face_id)
         face.latent_sha256 = blob.sha256
         face.status = "projected"
@@ -143,12 +176,72 @@ def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     if dropped:
         with env.database.sessions() as session:
             repo.purge_blob_files(session, blobs=env.blobs, shas=dropped)
+    return latent_sha, image_id
+
+
+def _queue_refinement(ctx: JobContext, face_id: str, latent_sha: str) -> str | None:
+    """Queue the face's `face.refine` (once per projection job); its id, or None when refinement is off."""
+    from tryon.db.repositories import IdempotencyConflictError
+
+    env = ctx.env
+    if env.queue is None or REFINE_JOB_KIND not in env.queue.registry or face_service(env).refine_steps == 0:
+        return None
+    try:
+        job, _ = env.queue.submit(owner_id=ctx.owner_id, kind=REFINE_JOB_KIND,
+                                  payload={"face_id": face_id, "latent_sha256": latent_sha},
+                                  idempotency_key=refine_job_key(ctx.job_id), identity={"face_id": face_id})
+    except IdempotencyConflictError:    # The owner used that key for something else: no refinement.
+        log.warning("face %s: its refinement key is taken by another request; not refined", face_id)
+        return None
+    return job.id
+
+
+def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """`face.project`: payload {"face_id"} -> {"face_id", "reconstruction": {"id", "url"}, "latent_sha256",
+    "metrics", "refinement_job": {"id"} or None}."""
+    env = ctx.env
+    face_id = payload.get("face_id")
+    if not isinstance(face_id, str):
+        raise InputError("the face.project job needs a face_id")
+    aligned, _ = _load_aligned(env, ctx.owner_id, face_id, "project")
+
+    ctx.progress(0.02, "loading the face models")
+    service = face_service(env)
+    result = service.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+    latent_sha, image_id = _store_projection(env, ctx.owner_id, face_id, result, doing="projected")
+    refine_id = _queue_refinement(ctx, face_id, latent_sha)
     metrics = {k: v for k, v in result.metrics.items() if k != "final_loss"}
     return {
         "face_id": face_id,
         "reconstruction": {"id": image_id, "url": f"/v1/images/{image_id}"},
         "latent_sha256": latent_sha,
         "metrics": metrics,
+        "refinement_job": {"id": refine_id} if refine_id else None,
+    }
+
+
+def refine_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """`face.refine`: payload {"face_id", "latent_sha256"} (the projection to tune around) -> {"face_id",
+    "reconstruction": {"id", "url"}, "latent_sha256" (the tuned latent), "metrics" (with "before")}."""
+    from tryon.face.latent import FaceLatent
+
+    env = ctx.env
+    face_id, pivot_sha = payload.get("face_id"), payload.get("latent_sha256")
+    if not isinstance(face_id, str) or not isinstance(pivot_sha, str):
+        raise InputError("the face.refine job needs a face_id and a latent_sha256")
+    aligned, latent_sha = _load_aligned(env, ctx.owner_id, face_id, "refine")
+    if latent_sha != pivot_sha:
+        raise InputError(f"face {face_id} was projected again since this refinement was queued")
+    latent = FaceLatent.from_bytes(env.blobs.get(pivot_sha), name="the face's latent")
+
+    ctx.progress(0.02, "loading the face models")
+    result = face_service(env).refine(aligned, latent, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+    tuned_sha, image_id = _store_projection(env, ctx.owner_id, face_id, result, doing="refined", replaces=pivot_sha)
+    return {
+        "face_id": face_id,
+        "reconstruction": {"id": image_id, "url": f"/v1/images/{image_id}"},
+        "latent_sha256": tuned_sha,
+        "metrics": result.metrics,
     }
 
 
@@ -206,8 +299,10 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
 
 
 def register_face_jobs(registry: JobRegistry) -> None:
-    """Add `face.project` and `face.compose` to a service's job registry."""
+    """Add `face.project`, `face.refine` and `face.compose` to a service's job registry."""
     registry.register(JOB_KIND, project_face_job, max_attempts=2,
                       description="project an uploaded face into the face generator (encoder + optimisation)")
+    registry.register(REFINE_JOB_KIND, refine_face_job, max_attempts=2,
+                      description="tune the face generator around a projected face (pivotal tuning)")
     registry.register(COMPOSE_JOB_KIND, compose_face_job, max_attempts=2,
                       description="put a region (eyes, mouth, nose, hair) of one face into another")

@@ -118,8 +118,15 @@ class FacePublic(BaseModel):
     faces_found: int | None = Field(None, description="Faces in the photo; the largest is used.")
     note: str | None = Field(None, examples=["2 faces were found; the largest was used."])
     projection_job: JobPublic | None = None
+    refinement: Literal["pending", "done", "failed"] | None = Field(
+        None,
+        description="The pivotal-tuning refinement its projection queued: 'done' = edits and try-ons made from "
+        "now on use the face's tuned generator; 'failed' = the fast projection stays in use; null = none queued.",
+    )
+    refinement_job: JobPublic | None = None
     reconstruction: ImagePublic | None = Field(
-        None, description="The face as the face generator draws it once projected (status 'projected')."
+        None, description="The face as the face generator draws it once projected (status 'projected'); "
+        "the tuned one once refined."
     )
     created_at: dt.datetime
 

@@ -9,6 +9,10 @@ Strength units (the same for every direction, so sliders mean the same thing):
   of that (age +10 = one unit; "years-ish", not calibrated years: CelebA only labels Young / not).
   The shipped directions' MODEL_CARD.md lists, per direction, how much the attribute classifier's
   logit moves per unit (measured on held-out samples), and the ranges are EDIT_RANGES.
+  Exception: smile, glasses and age are calibrated on real photos (benchmarks/calibrate_edits.py):
+  their +1 (age +10) is the multiple of that unit (x3, x1.5, x3) that moves the attribute classifier
+  furthest on a try-on of a real photo while the other attributes move < 0.1 and the shopper stays
+  recognisable (see the MODEL_CARD).
 
 Signs: age + = older, gender + = more masculine (− = more feminine), smile + = smiling, pose + =
 the face turns so that its midline moves to the image's right, glasses / blond_hair / bald /

@@ -432,6 +432,51 @@ def project_face(
     return ProjectionResult(latent=latent, image=tensor_to_image(img), target=tensor_to_image(target), metrics=metrics)
 
 
+def refine_face(
+    models: FaceModels,
+    latent: FaceLatent,
+    aligned: Image.Image,
+    steps: int | None = None,
+    progress: Progress | None = None,
+    *,
+    options: ProjectionOptions | None = None,
+    seed: int = 0,
+) -> ProjectionResult:
+    """Pivotal tuning of an already projected face: `latent` (its ws and noise, frozen) is the pivot,
+    the synthesis network is tuned around it to match `aligned` (the photo `latent` was projected from).
+
+    The service runs this as a follow-up job (`face.refine`) so that the first result comes from the
+    fast projection. steps: tuning steps (None = `options.pti_steps`). Returns the latent with the
+    deltas (its earlier deltas, if any, are replaced) and the tuned reconstruction.
+    """
+    t0 = time.perf_counter()
+    options = options or ProjectionOptions()
+    steps = options.pti_steps if steps is None else int(steps)
+    if not 1 <= steps <= MAX_STEPS:
+        raise InputError(f"refinement steps must be between 1 and {MAX_STEPS}, got {steps}")
+    options = dataclasses.replace(options, pti_steps=steps)
+    report = progress or (lambda fraction, message: None)
+    report(0.0, "tuning")
+    device = models.device
+    target = face_tensor(models, aligned)
+    ws = torch.from_numpy(np.asarray(latent.ws, np.float32)).to(device).unsqueeze(0)
+    assert_shape(ws, [1, models.num_ws, None])
+    noise = [torch.from_numpy(np.asarray(n, np.float32)).to(device) for n in latent.noise] if latent.noise else None
+    loss_fn = ReconstructionLoss(models, target, options)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        before = measure(models, synthesize(models, ws, noise), target)
+    pti_state, synthesis = _pivotal_tuning(models, ws, noise, loss_fn, options, report, 0, steps + 1, gen)
+    with torch.no_grad():
+        img = synthesize(models, ws, noise, synthesis)
+    metrics = measure(models, img, target)
+    metrics.update(seconds=round(time.perf_counter() - t0, 3), pti_steps=steps,
+                   before={k: before[k] for k in ("psnr", "ssim", "feature_distance")})
+    refined = latent.replace(pti=pti_state, meta={**latent.meta, "pti_steps": steps})
+    report(1.0, "done")
+    return ProjectionResult(latent=refined, image=tensor_to_image(img), target=tensor_to_image(target), metrics=metrics)
+
+
 def _pivotal_tuning(
     models: FaceModels,
     ws: torch.Tensor,

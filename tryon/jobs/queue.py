@@ -97,6 +97,7 @@ class JobQueue:
         self.env = env
         self.registry = registry
         self.huey = huey
+        env.queue = self                # Handlers queue their follow-up jobs through it.
         self.backend = "redis" if isinstance(huey, RedisHuey) else "sqlite"
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self._task = huey.task(name=TASK_NAME, retries=0)(self._run_job)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tryon.config import Settings
     from tryon.db.blobs import BlobStore
     from tryon.db.engine import Database
+    from tryon.jobs.queue import JobQueue
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -39,13 +40,15 @@ class JobLostError(Exception):
 
 @dataclasses.dataclass
 class JobEnv:
-    """What handlers may use: the database, the blob store, settings and named services (models,
-    pipelines) that the process set up, e.g. services["outfits"]."""
+    """What handlers may use: the database, the blob store, settings, named services (models,
+    pipelines) that the process set up, e.g. services["outfits"], and the queue, to queue follow-up
+    jobs (set by `JobQueue`; None in an env no queue was built on)."""
 
     database: Database
     blobs: BlobStore
     settings: Settings
     services: dict[str, Any] = dataclasses.field(default_factory=dict)
+    queue: JobQueue | None = None
 
 
 @dataclasses.dataclass

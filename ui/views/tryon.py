@@ -198,6 +198,12 @@ def render_face(client: ApiClient, face: dict[str, Any]) -> None:
         st.error(f"We could not learn your face: {job.get('error') or 'the projection failed'}. Try another photo.")
     elif job is None and status != "projected":
         st.info("This server does not project faces yet: edits and the try-on need it.")
+    refinement = face.get("refinement")
+    if status == "projected" and refinement == "pending":
+        st.caption("Fine-tuning our face model to your photo in the background: edits and try-ons made once it "
+                   "is done keep more of you. You can go on meanwhile.")
+    elif status == "projected" and refinement == "failed":
+        st.caption("Fine-tuning our face model to your photo did not work out; edits use the first projection.")
 
 
 def render_edits(client: ApiClient, face: dict[str, Any]) -> None:

@@ -9,7 +9,10 @@ without its metadata (no GPS, no camera serial), with the aligned face beside it
 a try-on shows, the edits applied to it). Deleting the face deletes all three.
 
 When a face projection pipeline is installed (job kind "face.project"), the upload also queues its
-projection job; `Idempotency-Key` then makes a retried upload return the first face.
+projection job; `Idempotency-Key` then makes a retried upload return the first face. Once projected,
+the face is usable at once; its projection queues a refinement (pivotal tuning, "face.refine"), and
+`refinement` says where that stands: "pending", "done" (later edits and try-ons use the tuned
+generator), "failed" (the fast projection stays in use) or null (none queued).
 """
 
 from __future__ import annotations
@@ -103,6 +106,22 @@ def face_status(face: Face, job: Job | None) -> str:
     return face.status
 
 
+def refinement_status(job: Job | None) -> str | None:
+    """The face's refinement as its owner sees it: "pending", "done", "failed", None = none queued."""
+    if job is None:
+        return None
+    return {JobStatus.SUCCEEDED.value: "done", JobStatus.FAILED.value: "failed"}.get(job.status, "pending")
+
+
+def refinement_job(session: Session, face: Face) -> Job | None:
+    """The `face.refine` job its current projection queued (found by its key), if any."""
+    from tryon.api.face import refine_job_key
+
+    if face.projection_job_id is None:
+        return None
+    return repo.find_job_by_idempotency_key(session, owner_id=face.owner_id, key=refine_job_key(face.projection_job_id))
+
+
 def projected_face(session: Session, face_id: str, owner_id: str) -> Face:
     """One of the owner's faces that has a latent: 404 when not theirs, 409 until it is projected (saying
     to upload the photo again when its projection failed)."""
@@ -142,6 +161,7 @@ def _face_public(session: Session, face: Face) -> FacePublic:
             "(or a crop) that shows only that face."
         )
     job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
+    refine = refinement_job(session, face)
     return FacePublic(
         id=face.id,
         status=face_status(face, job),
@@ -151,6 +171,8 @@ def _face_public(session: Session, face: Face) -> FacePublic:
         faces_found=found if isinstance(found, int) else None,
         note=note,
         projection_job=job_public(job) if job is not None else None,
+        refinement=refinement_status(refine),
+        refinement_job=job_public(refine) if refine is not None else None,
         reconstruction=image_public(by_kind["face_reconstruction"]) if "face_reconstruction" in by_kind else None,
         created_at=face.created_at,
     )
