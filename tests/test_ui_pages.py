@@ -107,6 +107,19 @@ def test_model_outputs_are_upscaled_for_a_laptop_screen() -> None:
         assert im.size == (320, 320) and im.getpixel((100, 100)) == (10, 200, 30)
 
 
+def test_small_images_are_upscaled_smoothly_not_in_blocks() -> None:
+    """A 2x2 checkerboard shown at 200 px: a smooth filter blends the squares where they meet (nearest
+    neighbour would show only the two colours, in four blocks)."""
+    board = Image.new("L", (2, 2))
+    board.putdata([0, 255, 255, 0])
+    small = io.BytesIO()
+    board.convert("RGB").save(small, format="PNG")
+    with Image.open(io.BytesIO(for_display(small.getvalue(), 200))) as im:
+        row = [im.getpixel((x, 50))[0] for x in range(200)]
+    assert im.size == (200, 200)
+    assert len({v for v in row if 40 < v < 215}) >= 10, "grey tones between the squares"
+
+
 # --- Shop ---------------------------------------------------------------------------------------
 
 

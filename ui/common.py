@@ -130,20 +130,16 @@ def image_bytes(client: ApiClient, url: str) -> bytes:
 
 
 def for_display(data: bytes, side: int) -> bytes:
-    """PNG bytes of the image scaled so that its longer side is `side` px: 64² model outputs are
-    upscaled (nearest-neighbour by whole factors, then bicubic) so that they stay sharp on a laptop."""
+    """PNG bytes of the image scaled so that its longer side is `side` px, with a smooth filter
+    (Lanczos): a 64² model output upscaled by nearest neighbour looks blocky on a laptop screen."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as opened:
         im = opened.convert("RGB")
-        longest = max(im.size)
-        if longest < side:
-            factor = max(side // longest, 1)
-            im = im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
         scale = side / max(im.size)
         if abs(scale - 1.0) > 1e-3:
             size = (max(round(im.width * scale), 1), max(round(im.height * scale), 1))
-            im = im.resize(size, Image.Resampling.BICUBIC)
+            im = im.resize(size, Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         im.save(buf, format="PNG")
         return buf.getvalue()
