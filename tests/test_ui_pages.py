@@ -232,6 +232,32 @@ def test_tryon_shows_the_api_reason_for_a_refused_photo(api: LiveApi, data: byte
     assert "face" not in at.session_state
 
 
+def test_tryon_photo_with_two_people_shows_the_faces_and_uses_the_one_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = SHARED_DIR / "data" / "face_photos" / "two_people.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} is absent (the shared data folder is not next to this checkout)")
+    with live_api(tmp_path, job_workers=0) as idle:  # The projection stays queued: only the choice matters.
+        monkeypatch.setenv("TRYON_UI_API_URL", idle.url)
+        monkeypatch.setenv("TRYON_UI_JOB_TIMEOUT", "1")
+        at = page_test(idle, "tryon")
+        at.run()
+        upload_selfie(at, photo.read_bytes(), "us.jpg")
+        assert_clean(at)
+        assert "face" not in at.session_state
+        assert texts(at, "info") == ["We found 2 faces in this photo. Which one is you?"]
+        assert any('alt="your photo, each face framed and numbered"' in m for m in images(at))
+        assert [b.label for b in at.button if b.key and b.key.startswith("choose-face-")] == [
+            "Face 1 is me", "Face 2 is me"
+        ]
+        at.button(key="choose-face-1").click().run()
+        assert not at.exception
+        face = at.session_state["face"]
+        assert face["faces_found"] == 2 and face["face_index"] == 1
+        assert not [b for b in at.button if b.key and b.key.startswith("choose-face-")]
+
+
 def test_tryon_file_too_large_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with live_api(tmp_path, max_upload_bytes=50_000) as small:
         monkeypatch.setenv("TRYON_UI_API_URL", small.url)

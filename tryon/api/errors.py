@@ -46,11 +46,19 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 class ApiError(Exception):
     """Raise from a route for a specific status with a readable detail."""
 
-    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,    # More fields of the JSON body (e.g. the faces to choose from).
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
+        self.extra = extra or {}
 
 
 def not_found(what: str, ident: str) -> ApiError:
@@ -73,7 +81,7 @@ def _status_for(exc: Exception) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status_code, exc.detail, exc.headers)
+        return error_response(exc.status_code, exc.detail, exc.headers, **exc.extra)
 
     async def known_error(request: Request, exc: Exception) -> JSONResponse:
         status = _status_for(exc)
@@ -143,7 +151,7 @@ def error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Idempotency key reused for a different request",
         413: "Too large (bytes or pixels)",
         415: "Not an allowed image type (JPEG, PNG, WebP)",
-        422: "A valid image that cannot be used (no face)",
+        422: "A valid image that cannot be used (no face, several faces)",
         429: "Too many requests",
         503: "No model available, or a backend is down",
     }

@@ -84,14 +84,32 @@ class ImagePublic(BaseModel):
 # --- Faces --------------------------------------------------------------------------------------------
 
 
+class FoundFacePublic(BaseModel):
+    """One face of an uploaded photo with several."""
+
+    index: int = Field(description="Send it as `face` to use this face (0 = the largest).")
+    box: list[float] = Field(description="x0, y0, x1, y1 of the face in the upright photo, px.",
+                             examples=[[116.0, 31.0, 203.0, 117.0]])
+    score: float = Field(description="The face detector's confidence, 0-1.")
+
+
+class FaceChoiceErrorPublic(ErrorPublic):
+    """A photo with no usable face, or with several when the upload did not say which (`faces`)."""
+
+    faces: list[FoundFacePublic] | None = Field(None, description="The faces found, largest first.")
+    photo_width: int | None = Field(None, description="Width of the upright photo the boxes refer to, px.")
+    photo_height: int | None = None
+
+
 class FacePublic(BaseModel):
     id: str
     status: str = Field(examples=["uploaded", "projecting", "projected"])
     photo: ImagePublic | None = Field(description="The upload, upright, metadata removed.")
     aligned: ImagePublic | None = Field(description="The face, aligned and cropped like the training faces.")
     images: list[ImagePublic] = Field(description="Every stored image derived from this face.")
-    faces_found: int | None = Field(None, description="Faces in the photo; the largest is used.")
-    note: str | None = Field(None, examples=["2 faces were found; the largest was used."])
+    faces_found: int | None = Field(None, description="Faces in the photo (the upload's `face` chose one).")
+    face_index: int | None = Field(None, description="Which of them is used (0 = the largest).")
+    note: str | None = Field(None, examples=["2 faces were found in the photo; face 1, as asked, was used."])
     projection_job: JobPublic | None = None
     reconstruction: ImagePublic | None = Field(
         None, description="The face as the face generator draws it once projected (status 'projected')."

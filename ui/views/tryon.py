@@ -8,7 +8,8 @@ POST /v1/tryon (+ its job), GET /v1/tryon, DELETE /v1/tryon/{id}, POST /v1/outfi
 
 State (st.session_state): face (FacePublic), face_ids (every face of the shopper's session, as
 GET /v1/faces lists them on each run, oldest first: a reload or a new tab shows them too),
-upload_id (the uploaded file already sent), edit (EditPublic),
+upload_id (the uploaded file already sent), face_choice (a photo with several faces, waiting for the
+shopper to say which is theirs), edit (EditPublic),
 borrowed (the edit that borrowed from another photo: slider edits stack on it), tryon_result
 ({"image", "item", "face_id"}), chosen_item (from the Shop).
 """
@@ -16,6 +17,7 @@ borrowed (the edit that borrowed from another photo: slider edits stack on it), 
 from __future__ import annotations
 
 import contextlib
+import io
 from typing import Any
 
 import streamlit as st
@@ -28,6 +30,7 @@ from ui.common import (
     describe_item,
     for_display,
     image_bytes,
+    image_markup,
     item_from_outfit,
     progress_reporter,
     reported_errors,
@@ -47,7 +50,7 @@ HISTORY_COLUMNS = 4
 MY_FACES_LIMIT = 100                    # Photos of one session listed (the API's most per page).
 THUMB_IMAGE_PX = 120                    # Displayed side of a photo in "Your photos".
 SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
-FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result")  # upload_id stays: a file is sent once.
+FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result", "face_choice")  # upload_id stays: a file is sent once.
 # What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
 BORROW: dict[str, tuple[str, Any]] = {
     "Eyes": ("region", "eyes"),
@@ -76,10 +79,23 @@ def edit_directions(client: ApiClient) -> dict[str, Any]:
     return result
 
 
-def upload_selfie(client: ApiClient, name: str, data: bytes, media_type: str) -> None:
-    """POST /v1/faces (its projection job is followed by `follow_projection`)."""
-    with st.spinner("Finding your face…"):
-        face = client.upload("/v1/faces", name, data, media_type)
+def upload_selfie(client: ApiClient, name: str, data: bytes, media_type: str, which: int | None = None) -> None:
+    """POST /v1/faces (its projection job is followed by `follow_projection`). A photo with several
+    faces is kept in `face_choice` with the faces the API found, for the shopper to say which is theirs
+    (`render_face_choice`); which: that choice, the face's index."""
+    st.session_state.pop("face_choice", None)
+    fields = {"face": str(which)} if which is not None else None
+    try:
+        with st.spinner("Finding your face…"):
+            face = client.upload("/v1/faces", name, data, media_type, fields)
+    except ApiError as exc:
+        if exc.status == 422 and len(exc.body.get("faces") or []) > 1:
+            st.session_state["face_choice"] = {
+                "name": name, "data": data, "media_type": media_type, "faces": exc.body["faces"],
+                "size": (exc.body.get("photo_width"), exc.body.get("photo_height")),
+            }
+            return
+        raise
     st.session_state["face"] = face
     ids: list[str] = st.session_state.setdefault("face_ids", [])
     ids.append(face["id"])
@@ -143,6 +159,52 @@ def render_selfie_input(client: ApiClient) -> None:
     if uploaded is not None and uploaded.file_id != st.session_state.get("upload_id"):
         st.session_state["upload_id"] = uploaded.file_id  # Sent once, even when it is refused.
         upload_selfie(client, uploaded.name or "selfie.jpg", uploaded.getvalue(), uploaded.type or "image/jpeg")
+    render_face_choice(client)
+
+
+def render_face_choice(client: ApiClient) -> None:
+    """The photo just sent shows several faces: it is shown with each face framed and numbered, and
+    the shopper says which one is theirs (the photo is then sent again with that face's index)."""
+    choice = st.session_state.get("face_choice")
+    if not choice:
+        return
+    faces = choice["faces"]
+    st.info(f"We found {len(faces)} faces in this photo. Which one is you?")
+    framed = framed_faces(choice["data"], faces, choice["size"])
+    st.markdown(image_markup(framed, DETAIL_IMAGE_PX * 2, "your photo, each face framed and numbered"),
+                unsafe_allow_html=True)
+    for slot, face in zip(st.columns(min(len(faces), HISTORY_COLUMNS)) * len(faces), faces, strict=False):
+        if slot.button(f"Face {face['index'] + 1} is me", key=f"choose-face-{face['index']}"):
+            upload_selfie(client, choice["name"], choice["data"], choice["media_type"], which=int(face["index"]))
+            st.rerun()
+
+
+FRAME_COLOURS = ((255, 64, 129), (0, 176, 255), (255, 193, 7), (0, 200, 83))
+
+
+def framed_faces(data: bytes, faces: list[dict[str, Any]], size: tuple[int | None, int | None]) -> bytes:
+    """PNG of the photo (upright, at most 640 px) with each face's box drawn and numbered from 1.
+    size: the photo's (width, height) the boxes refer to (the API's upright photo)."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    with Image.open(io.BytesIO(data)) as opened:
+        photo = ImageOps.exif_transpose(opened).convert("RGB")
+    width = size[0] or photo.width
+    photo.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    k = photo.width / width
+    draw = ImageDraw.Draw(photo)
+    line = max(2, photo.width // 160)
+    for face in faces:
+        colour = FRAME_COLOURS[int(face["index"]) % len(FRAME_COLOURS)]
+        x0, y0, x1, y1 = (float(v) * k for v in face["box"])
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        label = str(int(face["index"]) + 1)
+        font_px = max(14, int((y1 - y0) / 4))
+        draw.rectangle((x0, y0 - font_px - 4, x0 + font_px * 0.8 + 6, y0), fill=colour)
+        draw.text((x0 + 4, y0 - font_px - 2), label, fill=(255, 255, 255), font_size=font_px)
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def render_my_photos(client: ApiClient, faces: list[dict[str, Any]]) -> None:
