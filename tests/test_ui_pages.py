@@ -149,6 +149,27 @@ def test_shop_grid_filters_detail_and_try_it_on(api: LiveApi) -> None:
         assert item["labels"].get("articleGroup", category) == category
 
 
+DEVELOPER_WORDS = ("articleGroup", "colourGroup", "articleType", "baseColour", "seed", "truncation", "_")
+
+
+def test_shop_names_items_in_shopper_words(api: LiveApi) -> None:
+    at = page_test(api, "shop")
+    at.run()
+    assert_clean(at)
+    names = [m.value.strip("*") for m in at.markdown if m.value.startswith("**")]
+    assert names, "the grid names its items"
+    for name in names:
+        assert " · " in name and name[0].isupper(), name  # E.g. "Blue top · men".
+        assert not any(w in name for w in DEVELOPER_WORDS), name
+    assert "on a model" in at.selectbox(key="shop-view").options
+    next(b for b in at.button if b.key and b.key.startswith("detail-")).click().run()
+    assert_clean(at)
+    shown = texts(at, "markdown") + texts(at, "caption") + texts(at, "subheader")
+    said = " ".join(t for t in shown if "data:image" not in t)
+    assert not any(w in said for w in DEVELOPER_WORDS), said
+    assert at.session_state["shop_detail"]["name"] in said
+
+
 def test_storefront_navigation_from_shop_to_tryon(api: LiveApi) -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -258,6 +279,32 @@ def test_tryon_photo_with_two_people_shows_the_faces_and_uses_the_one_chosen(
         assert not [b for b in at.button if b.key and b.key.startswith("choose-face-")]
 
 
+def test_tryon_edit_sliders_speak_shopper_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main five edits first, the rest under "More", each from "much …" through "as in your photo"."""
+    with live_api(tmp_path, job_workers=0) as idle:  # Not projected: the sliders show, "Apply" waits.
+        monkeypatch.setenv("TRYON_UI_API_URL", idle.url)
+        monkeypatch.setenv("TRYON_UI_JOB_TIMEOUT", "1")
+        need(idle, "/v1/edits/directions")
+        at = page_test(idle, "tryon")
+        at.run()
+        upload_selfie(at, FACE_PHOTO.read_bytes())
+        assert not at.exception
+        sliders = [s for s in at.select_slider if s.key and s.key.startswith("edit-")]
+        main = {"Age", "Smile", "Gender", "Head turn", "Glasses"}
+        assert [e.label for e in at.expander] == ["More"]
+        more = [s.label for s in at.expander[0].select_slider]
+        assert more and "Blond hair" in more and not set(more) & main
+        assert {s.label for s in sliders} - set(more) == main, "the main five outside 'More'"
+        assert all("_" not in s.label for s in sliders)
+        assert at.select_slider(key="edit-age").options == [
+            "much younger", "younger", "a little younger", "as in your photo", "a little older", "older", "much older"
+        ]
+        assert at.select_slider(key="edit-age").value == 0.0
+        said = " ".join(t for t in texts(at, "caption") + texts(at, "markdown") + texts(at, "info") if "data:" not in t)
+        assert "your face, ready to edit" in said
+        assert "face model" not in said and "CPU" not in said, said
+
+
 def test_tryon_file_too_large_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with live_api(tmp_path, max_upload_bytes=50_000) as small:
         monkeypatch.setenv("TRYON_UI_API_URL", small.url)
@@ -292,7 +339,7 @@ def test_tryon_projection_edits_and_composite(api: LiveApi) -> None:
         names = {d["name"] for d in directions}
         assert {"age", "smile"} <= names
         hi = next(d for d in directions if d["name"] == "smile")["range"][1]
-        at.slider(key="edit-smile").set_value(float(hi)).run()
+        at.select_slider(key="edit-smile").set_value(float(hi)).run()
         at.text_input(key="edit-instruction").input("older").run()
         at.button[[b.label for b in at.button].index("Apply edits")].click().run()
         assert_clean(at)
@@ -346,14 +393,14 @@ def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -
     assert borrowed["base_edit_id"] == colours["id"] and borrowed["borrowed"] == "colours of photo 1, eyes of photo 1"
 
     # Sliders stack on the borrowed eyes (they do not start again from the photo).
-    at.slider(key="edit-smile").set_value(1.0).run()
+    at.select_slider(key="edit-smile").set_value(1.0).run()
     at.button[[b.label for b in at.button].index("Apply edits")].click().run()
     assert_clean(at)
     edit = at.session_state["edit"]
     assert edit["base_edit_id"] == borrowed["id"] and edit["strengths"] == {"smile": 1.0}
     assert edit["borrowed"] == "colours of photo 1, eyes of photo 1"
     shown = texts(at, "caption") + [m.value for m in at.markdown]
-    assert any("after: colours of photo 1, eyes of photo 1, smile +1" in c for c in shown), shown
+    assert any("after: colours of photo 1, eyes of photo 1, smile: more smiling" in c for c in shown), shown
 
     at.button[[b.label for b in at.button].index("Generate an outfit for me")].click().run()
     at.button(key="run-tryon").click().run()

@@ -209,22 +209,63 @@ def label_filters(
         index = options.index(default) if default in options else 0
         with slot:
             value = st.selectbox(
-                field.capitalize(), options, index=index, format_func=_label_text, key=f"{key}-{field}"
+                field.capitalize(), options, index=index, key=f"{key}-{field}", format_func=_value_text(field)
             )
         chosen[field] = None if value == ANY else value
     return chosen
 
 
-def _label_text(value: str) -> str:
+# Shopper words for the model's label values (its schema's own words are the developers').
+CATEGORY_WORDS = {
+    "tops": "top", "bottoms": "bottoms", "footwear": "shoes", "accessories": "accessory", "bags": "bag",
+    "innerwear": "innerwear", "outerwear": "jacket", "dresses": "dress",
+}
+VIEW_WORDS = {"on_model": "on a model", "flat": "product shot"}
+UNNAMED = "other"                       # The value that collects rare labels: not worth saying.
+
+
+def shopper_name(fields: dict[str, str | None]) -> str:
+    """An item's name in a shopper's words from its friendly fields (category, colour, gender), e.g.
+    {"category": "tops", "colour": "blue", "gender": "Men"} -> "Blue top · men"."""
+    category = fields.get("category")
+    colour = fields.get("colour")
+    gender = fields.get("gender")
+    thing = CATEGORY_WORDS.get(str(category), str(category).replace("_", " ")) if category not in (None, UNNAMED) \
+        else "item"
+    words = f"{colour.replace('_', ' ')} {thing}" if colour and colour != UNNAMED else thing
+    parts = [words[:1].upper() + words[1:]]
+    if gender and gender != UNNAMED:
+        parts.append(gender.replace("_", " ").lower())
+    return " · ".join(parts)
+
+
+def _value_text(field: str) -> Callable[[str], str]:
+    return lambda value: value if value == ANY else label_value_text(field, value)
+
+
+def label_value_text(field: str, value: str) -> str:
+    """A label value as a filter shows it ("on_model" -> "on a model")."""
+    if field == "view":
+        return VIEW_WORDS.get(value, value.replace("_", " "))
     return value.replace("_", " ")
 
 
+def fields_of(labels: dict[str, str], columns: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    """{friendly field: value} of labels given by schema name, through `label_columns`."""
+    by_name = {col["name"]: field for field, col in columns.items()}
+    return {by_name[name]: value for name, value in labels.items() if name in by_name}
+
+
 def item_from_catalog(item: dict[str, Any]) -> dict[str, Any]:
-    """A shop item from a CatalogItemPublic (the Try-on page sends `ref` to POST /v1/tryon)."""
+    """A shop item from a CatalogItemPublic (the Try-on page sends `ref` to POST /v1/tryon). A
+    generated item is named in a shopper's words from its fields; a designer pick keeps its name."""
+    fields = {f: item.get(f) for f in ("category", "colour", "gender", "view")}
+    designer = item.get("source") == "designer"
     return {
         "ref": {"catalog_id": item["id"]},
-        "name": item.get("name") or "catalog item",
+        "name": (item.get("name") if designer else None) or shopper_name(fields),
         "labels": item.get("labels") or {},
+        "fields": fields,
         "image": item.get("image"),
         "seed": item.get("seed"),
         "truncation": item.get("truncation"),
@@ -232,13 +273,18 @@ def item_from_catalog(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def item_from_outfit(outfit: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """A shop item from an OutfitPublic (a freshly generated outfit, not in the catalog)."""
+def item_from_outfit(
+    outfit: dict[str, Any], name: str | None = None, columns: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A shop item from an OutfitPublic (a freshly generated outfit, not in the catalog).
+    columns: `label_columns`, to name it in a shopper's words."""
     labels = outfit.get("labels") or {}
+    fields = fields_of(labels, columns or {})
     return {
         "ref": {"outfit_id": outfit["id"]},
-        "name": name or " ".join(str(v) for k, v in labels.items() if k != "view") or "generated outfit",
+        "name": name or shopper_name(fields),
         "labels": labels,
+        "fields": fields,
         "image": outfit.get("image"),
         "seed": outfit.get("seed"),
         "truncation": outfit.get("truncation"),
@@ -247,10 +293,10 @@ def item_from_outfit(outfit: dict[str, Any], name: str | None = None) -> dict[st
 
 
 def describe_item(item: dict[str, Any]) -> str:
-    labels = ", ".join(f"{k}: {v}" for k, v in item.get("labels", {}).items())
-    extra = []
-    if item.get("seed") is not None:
-        extra.append(f"seed {item['seed']}")
-    if item.get("truncation") is not None:
-        extra.append(f"truncation {float(item['truncation']):.2f}")
-    return "  ·  ".join(x for x in (labels, ", ".join(extra)) if x)
+    """What a shopper reads under an item: its name's words and how it is shown, e.g.
+    "Blue top · men · on a model"."""
+    fields = item.get("fields") or {}
+    parts = [shopper_name(fields)] if fields else []
+    if fields.get("view"):
+        parts.append(label_value_text("view", str(fields["view"])))
+    return " · ".join(parts)

@@ -19,6 +19,7 @@ from ui.common import (
     describe_item,
     item_from_catalog,
     item_from_outfit,
+    label_columns,
     label_filters,
     reported_errors,
     settings,
@@ -42,10 +43,12 @@ def catalog_page(
     # No catalog on this API: a fixed "virtual catalog" of seeds, generated on demand.
     key = f"outfits:{sorted(filters.items(), key=lambda kv: kv[0])}:{page}:{per_page}"
 
+    columns = label_columns(client)
+
     def generate() -> list[dict[str, Any]]:
         body = {k: v for k, v in filters.items() if v is not None}
         return [
-            item_from_outfit(client.post("/v1/outfits", {"view": ON_MODEL, **body, "seed": seed}))
+            item_from_outfit(client.post("/v1/outfits", {"view": ON_MODEL, **body, "seed": seed}), columns=columns)
             for seed in range((page - 1) * per_page, page * per_page)
         ]
 

@@ -32,6 +32,7 @@ from ui.common import (
     image_bytes,
     image_markup,
     item_from_outfit,
+    label_columns,
     progress_reporter,
     reported_errors,
     settings,
@@ -49,7 +50,22 @@ HISTORY_SIZE = 12                       # Earlier try-ons shown, newest first.
 HISTORY_COLUMNS = 4
 MY_FACES_LIMIT = 100                    # Photos of one session listed (the API's most per page).
 THUMB_IMAGE_PX = 120                    # Displayed side of a photo in "Your photos".
-SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
+SLIDER_STEPS = 3                        # Slider positions a side of "as in your photo".
+MAIN_EDITS = ("age", "smile", "gender", "pose", "glasses")  # Shown first; the others under "More".
+# Each edit's title and the words for its two sides (− and +), as a shopper says them.
+EDIT_WORDS: dict[str, tuple[str, str, str]] = {
+    "age": ("Age", "younger", "older"),
+    "smile": ("Smile", "more serious", "more smiling"),
+    "gender": ("Gender", "more feminine", "more masculine"),
+    "pose": ("Head turn", "to the left", "to the right"),
+    "glasses": ("Glasses", "less", "more"),
+    "blond_hair": ("Blond hair", "darker", "blonder"),
+    "bald": ("Bald", "more hair", "balder"),
+    "mustache": ("Mustache", "less", "more"),
+    "beard": ("Beard", "less", "more"),
+    "hat": ("Hat", "less", "more"),
+    "makeup": ("Make-up", "less", "more"),
+}
 FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result", "face_choice")  # upload_id stays: a file is sent once.
 # What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
 BORROW: dict[str, tuple[str, Any]] = {
@@ -111,7 +127,7 @@ def follow_projection(client: ApiClient) -> None:
     job = (face or {}).get("projection_job")
     if not face or not job or job.get("status") in ("succeeded", "failed"):
         return
-    report = progress_reporter("Learning your face (this takes a while on a CPU)")
+    report = progress_reporter("Getting your face ready")
     with contextlib.suppress(JobFailedError):  # render_face says why, from the reloaded face.
         client.wait_job(job, on_progress=report, timeout=settings().job_timeout)
     st.session_state["face"] = client.get(f"/v1/faces/{face['id']}")
@@ -254,10 +270,10 @@ def render_face(client: ApiClient, face: dict[str, Any]) -> None:
     with cols[1]:
         show_image(client, face.get("aligned"), GRID_IMAGE_PX, "your face, aligned")
     with cols[2]:
-        show_image(client, face.get("reconstruction"), GRID_IMAGE_PX, "as our face model sees it")
+        show_image(client, face.get("reconstruction"), GRID_IMAGE_PX, "your face, ready to edit")
     job = face.get("projection_job")
     if job and job.get("status") == "failed":
-        st.error(f"We could not learn your face: {job.get('error') or 'the projection failed'}. Try another photo.")
+        st.error(f"We could not get your face ready: {job.get('error') or 'the projection failed'}. Try another photo.")
     elif job is None and status != "projected":
         st.info("This server does not project faces yet: edits and the try-on need it.")
 
@@ -271,18 +287,16 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
         st.markdown("**Adjust your face**")
         strengths: dict[str, float] = {}
         items = directions.get("directions", [])
-        for slot, d in zip(st.columns(max(min(len(items), 3), 1)) * 4, items, strict=False):
-            lo, hi = (float(x) for x in d.get("range", (-1.0, 1.0)))
+        main = [d for name in MAIN_EDITS for d in items if d["name"] == name]
+        more = [d for d in items if d["name"] not in MAIN_EDITS]
+        for slot, d in zip(st.columns(max(min(len(main), 3), 1)) * len(main), main, strict=False):
             with slot:
-                strengths[d["name"]] = st.slider(
-                    d["name"].capitalize(),
-                    min_value=lo,
-                    max_value=hi,
-                    value=0.0 if lo <= 0.0 <= hi else lo,
-                    step=(hi - lo) / SLIDER_STEPS,
-                    help=d.get("description"),
-                    key=f"edit-{d['name']}",
-                )
+                strengths[d["name"]] = edit_slider(d)
+        if more:
+            with st.expander("More"):
+                for slot, d in zip(st.columns(3) * len(more), more, strict=False):
+                    with slot:
+                        strengths[d["name"]] = edit_slider(d)
         words = directions.get("instruction_words") or []
         instruction = st.text_input(
             "Or say it in words",
@@ -309,11 +323,50 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
         with before:
             show_image(client, face.get("reconstruction") or face.get("aligned"), GRID_IMAGE_PX, "before")
         with after:
-            show_image(client, edit.get("image"), GRID_IMAGE_PX, "after: " + describe_strengths(edit))
+            show_image(client, edit.get("image"), GRID_IMAGE_PX, "after: " + describe_strengths(edit, directions))
         if st.button("Reset edits"):
             st.session_state.pop("edit", None)
             st.session_state.pop("borrowed", None)
             st.rerun()
+
+
+def edit_slider(direction: dict[str, Any]) -> float:
+    """A slider of one edit in a shopper's words: from "much younger" through "as in your photo" to
+    "much older" (the API's strengths behind them, SLIDER_STEPS a side)."""
+    name = direction["name"]
+    lo, hi = (float(x) for x in direction.get("range", (-1.0, 1.0)))
+    options = strength_steps(lo, hi)
+    return float(
+        st.select_slider(
+            edit_title(name),
+            options=options,
+            value=min(options, key=abs),
+            format_func=lambda v: strength_words(name, v, lo, hi),
+            key=f"edit-{name}",
+        )
+    )
+
+
+def strength_steps(lo: float, hi: float) -> list[float]:
+    """SLIDER_STEPS strengths a side of 0 (the "no change" position), evenly up to lo and to hi."""
+    below = [lo * k / SLIDER_STEPS for k in range(SLIDER_STEPS, 0, -1)] if lo < 0 else []
+    above = [hi * k / SLIDER_STEPS for k in range(1, SLIDER_STEPS + 1)] if hi > 0 else []
+    return [*below, 0.0, *above]
+
+
+def edit_title(name: str) -> str:
+    return EDIT_WORDS.get(name, (name.replace("_", " ").capitalize(), "less", "more"))[0]
+
+
+def strength_words(name: str, value: float, lo: float, hi: float) -> str:
+    """A strength in words: "as in your photo", "a little older", "older", "much older"."""
+    _, minus, plus = EDIT_WORDS.get(name, (name, "less", "more"))
+    if abs(value) < 1e-9:
+        return "as in your photo"
+    end = hi if value > 0 else lo
+    share = abs(value / end) if end else 1.0
+    level = "a little " if share <= 1 / 3 + 1e-6 else "much " if share > 2 / 3 + 1e-6 else ""
+    return level + (plus if value > 0 else minus)
 
 
 def borrowed_edit(face: dict[str, Any]) -> dict[str, Any] | None:
@@ -322,9 +375,15 @@ def borrowed_edit(face: dict[str, Any]) -> dict[str, Any] | None:
     return borrowed if borrowed is not None and borrowed.get("face_id") == face["id"] else None
 
 
-def describe_strengths(edit: dict[str, Any]) -> str:
+def describe_strengths(edit: dict[str, Any], directions: dict[str, Any] | None = None) -> str:
+    """An edit in words: "smile: much more smiling, age: a little older" (each strength against its direction's
+    range, from GET /v1/edits/directions)."""
     s = edit.get("strengths") or {}
-    parts = [f"{k} {v:+.2g}" for k, v in s.items()]
+    ranges = {d["name"]: d.get("range", (-1.0, 1.0)) for d in (directions or {}).get("directions", [])}
+    parts = []
+    for k, v in s.items():
+        lo, hi = (float(x) for x in ranges.get(k, (-abs(v) or -1.0, abs(v) or 1.0)))
+        parts.append(f"{edit_title(k).lower()}: {strength_words(k, float(v), lo, hi)}")
     borrowed = edit.get("borrowed")
     return ", ".join(([borrowed] if borrowed else []) + parts) or "no change"
 
@@ -386,7 +445,7 @@ def chosen_item(client: ApiClient) -> dict[str, Any] | None:
         with st.spinner("Generating an outfit…"):
             outfit = client.post("/v1/outfits", {"view": "on_model", "seed": seed})
         st.session_state["generated_seed"] = seed + 1
-        st.session_state["chosen_item"] = item_from_outfit(outfit)
+        st.session_state["chosen_item"] = item_from_outfit(outfit, columns=label_columns(client))
         st.rerun()
     return None
 
@@ -423,7 +482,7 @@ def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
         if st.button("Put me in this outfit", type="primary", disabled=not ready, key="run-tryon"):
             run_tryon(client, face, item)
         if not ready:
-            st.caption("Your face must be learned first (see above).")
+            st.caption("Your face must be ready first (see above).")
         if st.button("Choose another outfit"):
             go_to("shop")
     result = st.session_state.get("tryon_result")
