@@ -51,6 +51,20 @@ def images(at: Any) -> list[str]:
     return [m.value for m in at.markdown if "data:image/png;base64," in m.value]
 
 
+def shown_images(at: Any) -> dict[str, tuple[int, int]]:
+    """{alt text: (width, height) px of the PNG} of the inline images of a run."""
+    import base64
+    import re
+
+    found = {}
+    for markup in images(at):
+        match = re.search(r'src="data:image/png;base64,([^"]+)" alt="([^"]*)"', markup)
+        if match:
+            with Image.open(io.BytesIO(base64.b64decode(match.group(1)))) as im:
+                found[match.group(2)] = im.size
+    return found
+
+
 def shopper_api(api: LiveApi) -> ApiClient:
     base = ApiClient(api.url)
     return base.with_credentials(token=base.new_session())
@@ -168,6 +182,38 @@ def test_shop_names_items_in_shopper_words(api: LiveApi) -> None:
     said = " ".join(t for t in shown if "data:image" not in t)
     assert not any(w in said for w in DEVELOPER_WORDS), said
     assert at.session_state["shop_detail"]["name"] in said
+
+
+def test_shop_detail_goes_when_the_filters_change(api: LiveApi) -> None:
+    at = page_test(api, "shop")
+    at.run()
+    next(b for b in at.button if b.key and b.key.startswith("detail-")).click().run()
+    assert_clean(at)
+    name = at.session_state["shop_detail"]["name"]
+    assert texts(at, "subheader") == [name]
+    colours = [c for c in at.selectbox(key="shop-colour").options if c != "Any"]
+    at.selectbox(key="shop-colour").select(colours[-1]).run()
+    assert_clean(at)
+    assert "shop_detail" not in at.session_state and texts(at, "subheader") == []
+
+
+def test_shop_filters_survive_choosing_another_outfit(api: LiveApi) -> None:
+    """Shop (filtered) -> Try it on -> "Choose another outfit" -> the shop, filtered as before. Streamlit
+    drops a widget's state once a run (the try-on page) does not show it; the shop's own record of its
+    filters is what is left, as in this second page run."""
+    at = page_test(api, "shop")
+    at.run()
+    genders = [g for g in at.selectbox(key="shop-gender").options if g != "Any"]
+    at.selectbox(key="shop-gender").select(genders[1]).run()
+    assert_clean(at)
+    kept = dict(at.session_state["shop_filters"])
+    assert kept["gender"] == genders[1]
+    back = page_test(api, "shop", shop_filters=kept, shop_page=1)
+    back.run()
+    assert_clean(back)
+    assert back.selectbox(key="shop-gender").value == genders[1]
+    assert back.selectbox(key="shop-view").value == kept["view"]
+    assert back.session_state["shop_filters"] == kept
 
 
 def test_storefront_navigation_from_shop_to_tryon(api: LiveApi) -> None:
@@ -359,6 +405,10 @@ def test_tryon_projection_edits_and_composite(api: LiveApi) -> None:
     result = at.session_state["tryon_result"]
     assert result["image"]["url"].startswith("/v1/images/")
     assert [b.label for b in at.get("download_button")] == ["Download my try-on"]
+    # Before / after at one size: the photo beside a close-up of the face in the try-on.
+    shown = {alt: png for alt, png in shown_images(at).items()}
+    assert {"you", "you in it, close-up", "the outfit", "you in the outfit"} <= set(shown), list(shown)
+    assert shown["you"] == shown["you in it, close-up"] == (320, 320)
     captions = texts(at, "caption")
     print(f"projection {projected_s:.1f} s, whole flow {time.monotonic() - t0:.1f} s; captions {captions}")
 
@@ -442,6 +492,8 @@ def test_studio_variants_compare_and_save_to_catalog(api: LiveApi) -> None:
     at = page_test(api, "studio", designer_key=api.designer_key())
     at.run()
     assert_clean(at)
+    if "on_model" in at.selectbox(key="base-view").options:
+        assert at.selectbox(key="base-view").value == "on_model", "the base garment is shown on a model"
     at.text_input(key="v-seeds").input("3-5").run()
     at.button(key="go-seeds").click().run()
     assert_clean(at)
@@ -456,18 +508,27 @@ def test_studio_variants_compare_and_save_to_catalog(api: LiveApi) -> None:
         at.button(key=key).click().run()
         assert_clean(at)
         assert at.session_state["variants"]["mode"] == mode and at.session_state["variants"]["items"], mode
+        if mode == "mix":  # The mix shows what it was made of.
+            assert "**Mixed from**" in texts(at, "markdown")
+            assert {"base garment", "second garment"} <= set(texts(at, "caption"))
+            assert any(c.endswith(" layers of the second garment") for c in texts(at, "caption"))
     at.slider(key="v-steps").set_value(4).run()
     at.button(key="go-interpolate").click().run()
     assert_clean(at)
     assert len(at.session_state["variants"]["items"]) == 4
+    captions = texts(at, "caption")
+    assert {"step 1 of 4 (the base garment)", "step 2 of 4", "step 4 of 4 (the second garment)"} <= set(captions)
+    assert not any(c.startswith("t ") or "mode" in c for c in captions), captions
     at.slider(key="lerp-view").set_value(3).run()
     assert_clean(at)
+    assert "step 3 of 4" in texts(at, "caption")
     if "/v1/catalog" not in api.routes():
         return
     at.text_input(key="save-name").input("Studio test tee").run()
     at.button[[b.label for b in at.button].index("Save to catalog")].click().run()
     assert_clean(at)
     assert any("Studio test tee" in s for s in texts(at, "success")), texts(at, "success")
+    assert at.text_input(key="save-name").value == "", "the name field is empty for the next item"
     shopper = shopper_api(api)
     found = shopper.get("/v1/catalog", per_page=100)
     pages = range(1, (found["total"] + 99) // 100 + 1)

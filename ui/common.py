@@ -32,6 +32,7 @@ GRID_IMAGE_PX = 200                     # Displayed side of a catalog / variant 
 DETAIL_IMAGE_PX = 320                   # Displayed side of a single large image.
 IMAGE_CACHE_SIZE = 256                  # Images kept per browser session.
 ANY = "Any"                             # The "no filter" choice of a label selectbox.
+ON_MODEL = "on_model"                   # The view a face can be put on (flat product shots cannot).
 SESSION_COOKIE = "tryon_session"        # The browser's cookie with the shopper's session token.
 SESSION_COOKIE_MAX_AGE_S = 30 * 24 * 3600  # When the API's answer has no expiry.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{16,200}")
@@ -196,7 +197,7 @@ def label_filters(
     *,
     key: str,                                   # Widget key prefix (one per place the filters appear).
     allow_any: bool = True,                     # Offer "Any" (no filter) first.
-    defaults: dict[str, str] | None = None,     # Preselected values by field, when the model has them.
+    defaults: dict[str, str | None] | None = None,  # Preselected values by field (None = "Any").
 ) -> dict[str, str | None]:
     """One selectbox per label field, side by side; returns {field: value or None for "Any"}."""
     columns = label_columns(client)

@@ -15,6 +15,7 @@ from ui.client import ApiClient
 from ui.common import (
     DETAIL_IMAGE_PX,
     GRID_IMAGE_PX,
+    ON_MODEL,
     cached,
     describe_item,
     item_from_catalog,
@@ -30,7 +31,6 @@ from ui.navigation import go_to
 
 GRID_COLUMNS = 4
 FILTER_FIELDS = ("category", "colour", "gender", "view")
-ON_MODEL = "on_model"                   # The view a face can be put on (flat product shots cannot).
 
 
 def catalog_page(
@@ -89,11 +89,15 @@ def render() -> None:
     st.title("Shop")
     client = shopper_client()
     with reported_errors():
-        filters = label_filters(client, FILTER_FIELDS, key="shop", defaults={"view": ON_MODEL})
+        # The last filters (kept outside the widgets, whose state ends when the shopper visits another
+        # page) are the defaults: back from the try-on page, the shop shows what it showed.
+        kept = st.session_state.get("shop_filters") or {"view": ON_MODEL}
+        filters = label_filters(client, FILTER_FIELDS, key="shop", defaults=kept)
         per_page = settings().page_size
-        if st.session_state.get("shop_filters") != filters:  # New filters start on page 1.
+        if st.session_state.get("shop_filters") != filters:  # New filters start on page 1, without a detail.
             st.session_state["shop_filters"] = filters
             st.session_state["shop_page"] = 1
+            st.session_state.pop("shop_detail", None)
         page = int(st.session_state.get("shop_page", 1))
         with st.spinner("Loading the catalog…"):
             items, total = catalog_page(client, filters, page, per_page)

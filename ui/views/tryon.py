@@ -463,9 +463,29 @@ def run_tryon(client: ApiClient, face: dict[str, Any], item: dict[str, Any]) -> 
         report = progress_reporter("Putting you in the outfit")
         job = client.wait_job(tryon["job"], on_progress=report, timeout=settings().job_timeout)
         image = (job.get("result") or {}).get("image")
-    if not image:
-        image = client.get(f"/v1/tryon/{tryon['id']}").get("image")
-    st.session_state["tryon_result"] = {"image": image, "item": item, "face_id": face["id"], "id": tryon["id"]}
+    stored = client.get(f"/v1/tryon/{tryon['id']}")
+    image = image or stored.get("image")
+    box = (stored.get("metrics") or {}).get("face_box")
+    st.session_state["tryon_result"] = {
+        "image": image, "item": item, "face_id": face["id"], "id": tryon["id"], "face_box": box,
+    }
+
+
+def face_close_up(data: bytes, box: list[int]) -> bytes:
+    """PNG of the square of the try-on image around the pasted face (`face_box`, px), framed like the
+    aligned photo it is shown beside (the face fills about the middle half)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        im = opened.convert("RGB")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(min(round(max(x1 - x0, y1 - y0)), *im.size), 1)
+    left = min(max(round((x0 + x1 - side) / 2), 0), im.width - side)
+    top = min(max(round((y0 + y1 - side) / 2), 0), im.height - side)
+    crop = im.crop((left, top, left + side, top + side))
+    buf = io.BytesIO()
+    crop.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
@@ -488,14 +508,24 @@ def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
     result = st.session_state.get("tryon_result")
     if result and result.get("face_id") == face["id"] and result.get("image"):
         st.subheader("Before / after")
-        before, outfit, after = st.columns(3)
+        data = image_bytes(client, str(result["image"]["url"]))
+        # Your face, and your face in the outfit at the same size (a close-up of where it went).
+        before, after = st.columns(2)
         with before:
             show_image(client, face.get("aligned") or face.get("photo"), DETAIL_IMAGE_PX, "you")
+        with after:
+            box = result.get("face_box")
+            if box:
+                st.markdown(image_markup(for_display(face_close_up(data, box), DETAIL_IMAGE_PX), DETAIL_IMAGE_PX,
+                                         "you in it, close-up"), unsafe_allow_html=True)
+                st.caption("you in it, close-up")
+            else:
+                show_image(client, result["image"], DETAIL_IMAGE_PX, "you in it")
+        outfit, whole = st.columns(2)
         with outfit:
             show_image(client, result["item"].get("image"), DETAIL_IMAGE_PX, "the outfit")
-        with after:
-            show_image(client, result["image"], DETAIL_IMAGE_PX, "you in it")
-        data = image_bytes(client, str(result["image"]["url"]))
+        with whole:
+            show_image(client, result["image"], DETAIL_IMAGE_PX, "you in the outfit")
         st.download_button(
             "Download my try-on",
             data=for_display(data, 512),
