@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,44 @@ def test_labels_and_generate_default_to_the_shipped_fashion_model(
     assert out.startswith(f"{SHIPPED}: 4 labels") and "articleGroup (8 values):" in out and "on_model" in out
     assert main(["generate", "--seeds", "0-1", "--out", str(tmp_path / "g.png")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("no --label given: each seed gets a label combination drawn from ")
+    assert lines[0].startswith("no --label given: each seed gets a label combination drawn from its training data (")
+    assert (SHIPPED / "label_distribution.json").is_file()
     assert lines[1].startswith("seed 0: articleGroup=") and lines[2].startswith("seed 1: articleGroup=")
     assert Image.open(tmp_path / "g.png").size == (128, 64)
+
+
+def test_labels_records_a_datasets_label_combinations_for_generate(
+    cond_ckpt: tuple[Path, Generator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tryon labels --record-distribution DATA.zip` counts the zip's combinations by name (its own value
+    order may differ from the model's) into label_distribution.json, which generate then draws from."""
+    import json
+
+    from training_zip import SCHEMA as ZIP_SCHEMA
+    from training_zip import write_test_zip
+
+    data = write_test_zip(tmp_path / "data.zip", num_images=12, resolution=8)
+    G, kwargs = _tiny_g(5, 4)
+    reordered = {"columns": [{"name": "articleType", "values": ["Jeans", "Dresses", "Tshirts"]},
+                             {"name": "gender", "values": ["Women", "Men"]}]}
+    ckpt = save_checkpoint(tmp_path / "ckpt", {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}},
+                                                             "label_schema": reordered})
+    assert main(["labels", "--checkpoint", str(ckpt), "--record-distribution", str(data)]) == 0
+    assert "wrote the label combinations of" in capsys.readouterr().out
+    record = json.loads((ckpt / "label_distribution.json").read_text())
+    assert record["total"] == 12 and sum(e["count"] for e in record["combinations"]) == 12
+    with zipfile.ZipFile(data) as z:
+        zip_labels = [e[1] for e in json.loads(z.read("dataset.json"))["labels"]]
+    names = [{col["name"]: col["values"][int(np.argmax(v[col["offset"]: col["offset"] + len(col["values"])]))]
+              for col in ZIP_SCHEMA["columns"]} for v in zip_labels]
+    expected = {json.dumps(n, sort_keys=True): names.count(n) for n in names}
+    assert {json.dumps(e["labels"], sort_keys=True): e["count"] for e in record["combinations"]} == expected
+
+    assert main(["generate", "--checkpoint", str(ckpt), "--seeds", "0-3", "--out", str(tmp_path / "g.png")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(f"from its training data ({len(expected)} combinations of 12 images, in proportion)")
+
+    # A model that does not know the zip's labels (no "Dresses") refuses it in one line.
+    assert main(["labels", "--checkpoint", str(cond_ckpt[0]), "--record-distribution", str(data)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown value 'Dresses'" in err[0], err

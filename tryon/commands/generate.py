@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHIPPED_HELP = "the shipped fashion model, tryon/assets/fashion"
+DISTRIBUTION_FILE = "label_distribution.json"  # Beside config.json: the training set's label combinations.
 _MAX_SEED = 2**32 - 1                   # np.random.RandomState accepts 0 .. 2**32 - 1.
 _GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -81,6 +82,12 @@ def register_labels(subparsers: Any) -> None:
     parser.add_argument("--checkpoint", metavar="DIR", help=f"checkpoint folder (default: {SHIPPED_HELP})")
     parser.add_argument("--network", default="G_ema", help="which generator of the checkpoint (default G_ema)")
     parser.add_argument("--json", action="store_true", help="print the label schema as JSON")
+    parser.add_argument(
+        "--record-distribution",
+        metavar="DATA.zip",
+        help=f"count the label combinations of a dataset zip (the model's training set) and write them to "
+        f"DIR/{DISTRIBUTION_FILE}, where `tryon generate` without --label draws from them",
+    )
     parser.set_defaults(func=run_labels)
 
 
@@ -227,6 +234,50 @@ def _training_distribution(schema: LabelSchema, training: dict[str, Any]) -> tup
     )
 
 
+def training_record(checkpoint: str, training: dict[str, Any] | None) -> dict[str, Any]:
+    """A checkpoint's training record, with the label distribution recorded beside it
+    (`DISTRIBUTION_FILE`, see `tryon labels --record-distribution`) when its config has none."""
+    import json
+
+    record = dict(training or {})
+    beside = Path(checkpoint) / DISTRIBUTION_FILE
+    if "label_distribution" not in record and beside.is_file():
+        try:
+            record["label_distribution"] = json.loads(beside.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{beside} is not readable JSON: {exc}") from exc
+    return record
+
+
+def record_distribution(checkpoint: str, schema: LabelSchema, data: str) -> Path:
+    """Count the label combinations of the dataset zip `data` (its dataset.json labels, named by its
+    label_schema.json) and write them to `checkpoint`/DISTRIBUTION_FILE. Every value must be one the
+    checkpoint's schema knows (the zip is its training set)."""
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from tryon.labels import LabelDistribution, LabelSchema
+
+    try:
+        with zipfile.ZipFile(data) as z:
+            labels = json.loads(z.read("dataset.json"))["labels"]
+            zip_schema = LabelSchema.from_json(json.loads(z.read("label_schema.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"--record-distribution {data}: not a labelled dataset zip ({exc})") from exc
+    vectors = np.array([entry[1] for entry in labels], dtype=np.float32)
+    counted = LabelDistribution.from_vectors(zip_schema, vectors)
+    for combination, _ in counted.combinations:
+        schema.encode(combination)  # InputError: the zip has labels this model was not trained on.
+    record = {"source": f"{Path(data).name}: {counted.total:,} images", **counted.to_json()}
+    out = Path(checkpoint) / DISTRIBUTION_FILE
+    rows = ",\n".join("  " + json.dumps(entry) for entry in record.pop("combinations"))  # One a line.
+    head = json.dumps(record)[:-1]
+    out.write_text(f'{head}, "combinations": [\n{rows}\n]}}\n', encoding="utf-8")
+    return out
+
+
 def checkpoint_folder(arg: str | None) -> str:
     """--checkpoint, or the shipped fashion model when it is not given."""
     if arg:
@@ -309,7 +360,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if not isinstance(G, Generator):
         raise InputError(f"network {args.network!r} of {checkpoint} is not a generator")
     if G.c_dim and not args.label and not args.class_index:
-        conditions = sampled_conditions(G.c_dim, ckpt.label_schema, ckpt.training, seeds)
+        conditions = sampled_conditions(G.c_dim, ckpt.label_schema, training_record(checkpoint, ckpt.training), seeds)
     else:
         c = condition_vector(G.c_dim, ckpt.label_schema, args.label, args.class_index)
         conditions = [c] * len(seeds)
@@ -355,6 +406,8 @@ def run_labels(args: argparse.Namespace) -> int:
         raise InputError(f"checkpoint {checkpoint} has no network {args.network!r}")
     c_dim = entry["kwargs"].get("c_dim", 0)
     raw = doc.get("label_schema")
+    if args.record_distribution and (not c_dim or raw is None):
+        raise InputError(f"--record-distribution needs a conditional generator with label names; {checkpoint} has none")
     if args.json:
         import json
 
@@ -370,6 +423,10 @@ def run_labels(args: argparse.Namespace) -> int:
         )
         return 0
     schema = LabelSchema.from_json(raw)
+    if args.record_distribution:
+        out = record_distribution(checkpoint, schema, args.record_distribution)
+        print(f"wrote the label combinations of {args.record_distribution} to {out}")
+        return 0
     print(f"{checkpoint}: {len(schema.columns)} labels (c_dim {schema.dim}); use --label NAME=VALUE")
     for col in schema.columns:
         print(f"{col.name} ({len(col.values)} values):")
