@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from tryon.errors import InputError, LabelSchemaError
 
 OTHER = "other"  # The value that collects rare and missing values of a column.
+LABEL_DISTRIBUTION_FILE = "label_distribution.json"  # Beside a checkpoint's config.json (see LabelDistribution).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +195,26 @@ class LabelDistribution:
         kept = self.combinations[:top] if top is not None else self.combinations
         return {"total": self.total, "combinations": [{"labels": dict(lb), "count": n} for lb, n in kept]}
 
+    def count(self, labels: Mapping[str, str]) -> int:
+        """Images whose labels include all of `labels` (e.g. {"articleGroup": "tops", "view": "flat"})."""
+        return sum(n for combination, n in self.combinations if all(combination.get(k) == v for k, v in labels.items()))
+
     def sample(self, rng: np.random.RandomState) -> dict[str, str]:
         """One combination, drawn in proportion to its count."""
         counts = np.array([n for _, n in self.combinations], dtype=np.float64)
         return dict(self.combinations[int(rng.choice(len(counts), p=counts / counts.sum()))][0])
+
+
+def recorded_distribution(directory: Path, training: Mapping[str, Any] | None) -> LabelDistribution | None:
+    """The label distribution of a checkpoint's training data: its config's training record
+    ("label_distribution"), else LABEL_DISTRIBUTION_FILE beside it; None when neither is there."""
+    import json
+
+    raw = (training or {}).get("label_distribution")
+    beside = Path(directory) / LABEL_DISTRIBUTION_FILE
+    if raw is None and beside.is_file():
+        try:
+            raw = json.loads(beside.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LabelSchemaError(f"{beside} is not readable JSON: {exc}") from exc
+    return LabelDistribution.from_json(raw) if raw is not None else None

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHIPPED_HELP = "the shipped fashion model, tryon/assets/fashion"
-DISTRIBUTION_FILE = "label_distribution.json"  # Beside config.json: the training set's label combinations.
 _MAX_SEED = 2**32 - 1                   # np.random.RandomState accepts 0 .. 2**32 - 1.
 _GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -85,8 +84,8 @@ def register_labels(subparsers: Any) -> None:
     parser.add_argument(
         "--record-distribution",
         metavar="DATA.zip",
-        help=f"count the label combinations of a dataset zip (the model's training set) and write them to "
-        f"DIR/{DISTRIBUTION_FILE}, where `tryon generate` without --label draws from them",
+        help="count the label combinations of a dataset zip (the model's training set) and write them to "
+        "DIR/label_distribution.json, where `tryon generate` without --label draws from them",
     )
     parser.set_defaults(func=run_labels)
 
@@ -234,31 +233,28 @@ def _training_distribution(schema: LabelSchema, training: dict[str, Any]) -> tup
     )
 
 
-def training_record(checkpoint: str, training: dict[str, Any] | None) -> dict[str, Any]:
+def training_distribution(checkpoint: str, training: dict[str, Any] | None) -> dict[str, Any]:
     """A checkpoint's training record, with the label distribution recorded beside it
-    (`DISTRIBUTION_FILE`, see `tryon labels --record-distribution`) when its config has none."""
-    import json
+    (LABEL_DISTRIBUTION_FILE, see `tryon labels --record-distribution`) when its config has none."""
+    from tryon.labels import recorded_distribution
 
     record = dict(training or {})
-    beside = Path(checkpoint) / DISTRIBUTION_FILE
-    if "label_distribution" not in record and beside.is_file():
-        try:
-            record["label_distribution"] = json.loads(beside.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{beside} is not readable JSON: {exc}") from exc
+    distribution = recorded_distribution(Path(checkpoint), training)
+    if distribution is not None:
+        record["label_distribution"] = distribution.to_json()
     return record
 
 
 def record_distribution(checkpoint: str, schema: LabelSchema, data: str) -> Path:
     """Count the label combinations of the dataset zip `data` (its dataset.json labels, named by its
-    label_schema.json) and write them to `checkpoint`/DISTRIBUTION_FILE. Every value must be one the
+    label_schema.json) and write them to `checkpoint`/LABEL_DISTRIBUTION_FILE. Every value must be one the
     checkpoint's schema knows (the zip is its training set)."""
     import json
     import zipfile
 
     import numpy as np
 
-    from tryon.labels import LabelDistribution, LabelSchema
+    from tryon.labels import LABEL_DISTRIBUTION_FILE, LabelDistribution, LabelSchema
 
     try:
         with zipfile.ZipFile(data) as z:
@@ -271,7 +267,7 @@ def record_distribution(checkpoint: str, schema: LabelSchema, data: str) -> Path
     for combination, _ in counted.combinations:
         schema.encode(combination)  # InputError: the zip has labels this model was not trained on.
     record = {"source": f"{Path(data).name}: {counted.total:,} images", **counted.to_json()}
-    out = Path(checkpoint) / DISTRIBUTION_FILE
+    out = Path(checkpoint) / LABEL_DISTRIBUTION_FILE
     rows = ",\n".join("  " + json.dumps(entry) for entry in record.pop("combinations"))  # One a line.
     head = json.dumps(record)[:-1]
     out.write_text(f'{head}, "combinations": [\n{rows}\n]}}\n', encoding="utf-8")
@@ -360,7 +356,8 @@ def run_generate(args: argparse.Namespace) -> int:
     if not isinstance(G, Generator):
         raise InputError(f"network {args.network!r} of {checkpoint} is not a generator")
     if G.c_dim and not args.label and not args.class_index:
-        conditions = sampled_conditions(G.c_dim, ckpt.label_schema, training_record(checkpoint, ckpt.training), seeds)
+        record = training_distribution(checkpoint, ckpt.training)
+        conditions = sampled_conditions(G.c_dim, ckpt.label_schema, record, seeds)
     else:
         c = condition_vector(G.c_dim, ckpt.label_schema, args.label, args.class_index)
         conditions = [c] * len(seeds)
