@@ -124,6 +124,25 @@ def test_filters_paging_and_shared_images(client: TestClient) -> None:
     assert client.get("/v1/catalog").status_code == 401
 
 
+def test_the_catalog_counts_each_filter_value_given_the_others(client: TestClient) -> None:
+    """`counts` says what each filter value would hold (what a shop can show as "Jeans (8)")."""
+    alice = shopper(client)
+    everything = client.get("/v1/catalog?per_page=1", headers=alice).json()
+    assert set(everything["counts"]) == {"category", "colour", "gender", "view"}
+    for field, counts in everything["counts"].items():
+        assert sum(counts.values()) == PLAN, field  # Without filters, every item counts once per field.
+    page = client.get("/v1/catalog?category=jeans&view=on_model&per_page=1", headers=alice).json()
+    counts = page["counts"]
+    assert counts["category"]["Jeans"] == page["total"] == 2 * CATALOG_PER_GROUP
+    assert sum(counts["category"].values()) == 3 * 2 * CATALOG_PER_GROUP, "categories: all on-model items"
+    assert counts["view"] == {"flat": 2 * CATALOG_PER_GROUP, "on_model": 2 * CATALOG_PER_GROUP}, "views: all jeans"
+    assert counts["gender"] == {"Men": CATALOG_PER_GROUP, "Women": CATALOG_PER_GROUP}
+    assert "Purple" not in counts["colour"]
+    for colour, n in counts["colour"].items():
+        one = client.get(f"/v1/catalog?category=jeans&view=on_model&colour={colour}&per_page=1", headers=alice)
+        assert one.json()["total"] == n, colour
+
+
 def test_designers_save_outfits_to_the_catalog(client: TestClient) -> None:
     d, shop = designer(client), shopper(client)
     outfit = client.post("/v1/outfits", headers=d, json={"category": "Jeans", "colour": "Blue", "seed": 5}).json()

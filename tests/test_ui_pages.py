@@ -5,6 +5,7 @@ offer yet (see /openapi.json) make their test skip with the reason."""
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from service_helpers import FACE_PHOTO, png_bytes
 from ui_helpers import UI_APP, LiveApi, free_port, live_api, page_test, texts
 
 from ui.client import ApiClient, ApiError, JobFailedError
-from ui.common import for_display
+from ui.common import for_display, label_value_text
 from ui.views.studio import parse_numbers, parse_seeds
 
 
@@ -175,13 +176,42 @@ def test_shop_names_items_in_shopper_words(api: LiveApi) -> None:
     for name in names:
         assert " · " in name and name[0].isupper(), name  # E.g. "Blue top · men".
         assert not any(w in name for w in DEVELOPER_WORDS), name
-    assert "on a model" in at.selectbox(key="shop-view").options
+    assert any(o.startswith("on a model") for o in at.selectbox(key="shop-view").options)
     next(b for b in at.button if b.key and b.key.startswith("detail-")).click().run()
     assert_clean(at)
     shown = texts(at, "markdown") + texts(at, "caption") + texts(at, "subheader")
     said = " ".join(t for t in shown if "data:image" not in t)
     assert not any(w in said for w in DEVELOPER_WORDS), said
     assert at.session_state["shop_detail"]["name"] in said
+
+
+def test_shop_filters_say_what_each_choice_holds_and_offer_no_empty_one(api: LiveApi) -> None:
+    need(api, "/v1/catalog")
+    at = page_test(api, "shop")
+    at.run()
+    assert_clean(at)
+    categories = at.selectbox(key="shop-category")
+    assert categories.options[0] == "Any" and all(re.search(r" \(\d+\)$", o) for o in categories.options[1:])
+    assert not any(o.endswith(" (0)") for o in categories.options), categories.options
+    # With one category chosen, every colour offered holds items: none leads to "Nothing matches".
+    categories.set_value(offered(api, categories, "category")[0]).run()
+    colours = offered(api, at.selectbox(key="shop-colour"), "colour")
+    every = next(c for c in httpx.get(f"{api.url}/v1/labels", timeout=30).json()["columns"] if c["field"] == "colour")
+    assert colours and len(colours) < len(every["values"]), "a category does not come in every colour"
+    for colour in colours:
+        at.selectbox(key="shop-colour").set_value(colour).run()
+        assert_clean(at)
+        assert not any(t.startswith("Nothing matches") for t in texts(at, "info")), colour
+        assert [b for b in at.button if b.key and b.key.startswith("try-")], colour
+
+
+def offered(api: LiveApi, selectbox: Any, field: str) -> list[str]:
+    """The label values a shop filter offers (its options show them in words, with counts)."""
+    columns = httpx.get(f"{api.url}/v1/labels", timeout=30).json()["columns"]
+    values = next(c for c in columns if c["field"] == field)["values"]
+    shown = list(selectbox.options)
+    return [v for v in values if any(o == label_value_text(field, v) or o.startswith(label_value_text(field, v) + " (")
+                                     for o in shown)]
 
 
 def test_shop_detail_goes_when_the_filters_change(api: LiveApi) -> None:
@@ -191,8 +221,8 @@ def test_shop_detail_goes_when_the_filters_change(api: LiveApi) -> None:
     assert_clean(at)
     name = at.session_state["shop_detail"]["name"]
     assert texts(at, "subheader") == [name]
-    colours = [c for c in at.selectbox(key="shop-colour").options if c != "Any"]
-    at.selectbox(key="shop-colour").select(colours[-1]).run()
+    colours = offered(api, at.selectbox(key="shop-colour"), "colour")
+    at.selectbox(key="shop-colour").set_value(colours[-1]).run()
     assert_clean(at)
     assert "shop_detail" not in at.session_state and texts(at, "subheader") == []
 
@@ -203,8 +233,8 @@ def test_shop_filters_survive_choosing_another_outfit(api: LiveApi) -> None:
     filters is what is left, as in this second page run."""
     at = page_test(api, "shop")
     at.run()
-    genders = [g for g in at.selectbox(key="shop-gender").options if g != "Any"]
-    at.selectbox(key="shop-gender").select(genders[1]).run()
+    genders = offered(api, at.selectbox(key="shop-gender"), "gender")
+    at.selectbox(key="shop-gender").set_value(genders[1]).run()
     assert_clean(at)
     kept = dict(at.session_state["shop_filters"])
     assert kept["gender"] == genders[1]

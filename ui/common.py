@@ -198,22 +198,42 @@ def label_filters(
     key: str,                                   # Widget key prefix (one per place the filters appear).
     allow_any: bool = True,                     # Offer "Any" (no filter) first.
     defaults: dict[str, str | None] | None = None,  # Preselected values by field (None = "Any").
+    counts: dict[str, dict[str, int]] | None = None,  # Items per value given the other filters (the
+                                                #   catalog's `counts`): shown, and values without any left out.
 ) -> dict[str, str | None]:
     """One selectbox per label field, side by side; returns {field: value or None for "Any"}."""
     columns = label_columns(client)
     present = [f for f in fields if f in columns]
     chosen: dict[str, str | None] = {}
     for slot, field in zip(st.columns(max(len(present), 1)), present, strict=False):
-        values = list(columns[field]["values"])
-        options = [ANY, *values] if allow_any else values
         default = (defaults or {}).get(field)
+        held = _held(counts, field)
+        values = [v for v in columns[field]["values"] if held is None or held.get(v.casefold()) or v == default]
+        options = [ANY, *values] if allow_any else values
         index = options.index(default) if default in options else 0
         with slot:
             value = st.selectbox(
-                field.capitalize(), options, index=index, key=f"{key}-{field}", format_func=_value_text(field)
+                field.capitalize(), options, index=index, key=f"{key}-{field}", format_func=_value_text(field, held)
             )
         chosen[field] = None if value == ANY else value
     return chosen
+
+
+def _held(counts: dict[str, dict[str, int]] | None, field: str) -> dict[str, int] | None:
+    """{value casefolded: items} of one field, or None when not known (every value is offered)."""
+    if counts is None or field not in counts:
+        return None
+    return {str(v).casefold(): int(n) for v, n in counts[field].items()}
+
+
+def current_filters(fields: tuple[str, ...], *, key: str, defaults: dict[str, str | None]) -> dict[str, str | None]:
+    """The values `label_filters(key=key)` will return in this run, before it draws them: what the
+    shopper just chose (the widgets' state), else `defaults`."""
+    out: dict[str, str | None] = {}
+    for field in fields:
+        value = st.session_state.get(f"{key}-{field}", defaults.get(field))
+        out[field] = None if value in (None, ANY) else str(value)
+    return out
 
 
 # Shopper words for the model's label values (its schema's own words are the developers').
@@ -240,8 +260,14 @@ def shopper_name(fields: dict[str, str | None]) -> str:
     return " · ".join(parts)
 
 
-def _value_text(field: str) -> Callable[[str], str]:
-    return lambda value: value if value == ANY else label_value_text(field, value)
+def _value_text(field: str, held: dict[str, int] | None = None) -> Callable[[str], str]:
+    def text(value: str) -> str:
+        if value == ANY:
+            return value
+        words = label_value_text(field, value)
+        return f"{words} ({held.get(value.casefold(), 0)})" if held is not None else words
+
+    return text
 
 
 def label_value_text(field: str, value: str) -> str:

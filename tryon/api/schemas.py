@@ -288,6 +288,12 @@ class CatalogPage(BaseModel):
     page: int
     per_page: int
     total: int
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="For each filter (category, colour, gender, view): the items each of its values holds "
+        "given the other filters; a value that is absent holds none.",
+        examples=[{"colour": {"blue": 12, "black": 8}, "view": {"on_model": 20}}],
+    )
 
 
 class CatalogCreate(BaseModel):

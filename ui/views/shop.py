@@ -17,6 +17,7 @@ from ui.common import (
     GRID_IMAGE_PX,
     ON_MODEL,
     cached,
+    current_filters,
     describe_item,
     item_from_catalog,
     item_from_outfit,
@@ -35,11 +36,13 @@ FILTER_FIELDS = ("category", "colour", "gender", "view")
 
 def catalog_page(
     client: ApiClient, filters: dict[str, str | None], page: int, per_page: int
-) -> tuple[list[dict[str, Any]], int]:
-    """(items, total) of one catalog page; generated outfits when the API has no catalog."""
+) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, int]] | None]:
+    """(items, total, counts per filter value) of one catalog page; generated outfits (no counts) when
+    the API has no catalog."""
     if cached("has_catalog", lambda: client.has_route("/v1/catalog")):
         body = client.get("/v1/catalog", page=page, per_page=per_page, **filters)
-        return [item_from_catalog(item) for item in body.get("items", [])], int(body.get("total", 0))
+        items = [item_from_catalog(item) for item in body.get("items", [])]
+        return items, int(body.get("total", 0)), body.get("counts")
     # No catalog on this API: a fixed "virtual catalog" of seeds, generated on demand.
     key = f"outfits:{sorted(filters.items(), key=lambda kv: kv[0])}:{page}:{per_page}"
 
@@ -52,7 +55,7 @@ def catalog_page(
             for seed in range((page - 1) * per_page, page * per_page)
         ]
 
-    return cached(key, generate), 4 * per_page
+    return cached(key, generate), 4 * per_page, None
 
 
 def tryable(item: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +95,7 @@ def render() -> None:
         # The last filters (kept outside the widgets, whose state ends when the shopper visits another
         # page) are the defaults: back from the try-on page, the shop shows what it showed.
         kept = st.session_state.get("shop_filters") or {"view": ON_MODEL}
-        filters = label_filters(client, FILTER_FIELDS, key="shop", defaults=kept)
+        filters = current_filters(FILTER_FIELDS, key="shop", defaults=kept)
         per_page = settings().page_size
         if st.session_state.get("shop_filters") != filters:  # New filters start on page 1, without a detail.
             st.session_state["shop_filters"] = filters
@@ -100,7 +103,9 @@ def render() -> None:
             st.session_state.pop("shop_detail", None)
         page = int(st.session_state.get("shop_page", 1))
         with st.spinner("Loading the catalog…"):
-            items, total = catalog_page(client, filters, page, per_page)
+            items, total, counts = catalog_page(client, filters, page, per_page)
+        # The filters say how many items each choice holds, and offer none that holds nothing.
+        label_filters(client, FILTER_FIELDS, key="shop", defaults=filters, counts=counts)
         detail = st.session_state.get("shop_detail")
         if detail is not None:
             render_detail(client, detail)
