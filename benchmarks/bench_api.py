@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -95,6 +96,8 @@ class Server:
             TRYON_FASHION_CHECKPOINT=str(checkpoint),
             TRYON_BATCH_MAX_SIZE=str(batch_max_size),
             TRYON_RATE_LIMIT_PER_MINUTE="0",
+            TRYON_RATE_LIMIT_PER_ADDRESS_PER_MINUTE="0",  # Every client is on loopback.
+            TRYON_SESSIONS_PER_ADDRESS_PER_MINUTE="0",
             TRYON_LOG_LEVEL=os.environ.get("TRYON_LOG_LEVEL", "WARNING"),
             TRYON_DEVICE="cpu",
         )
@@ -162,10 +165,13 @@ async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         token = (await http.post("/v1/sessions")).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
+        # Three categories and a colour of the model served (the random one's or a real checkpoint's).
+        columns = {col["field"]: col["values"] for col in (await http.get("/v1/labels")).json()["columns"]}
+        categories, colour = columns["category"][:3], columns["colour"][0]
         image_url = None
         tryon_body: dict[str, str] = {}
         if scenario == "image":
-            outfit = (await http.post("/v1/outfits", headers=auth, json={"category": "Jeans", "seed": 1})).json()
+            outfit = (await http.post("/v1/outfits", headers=auth, json={"category": categories[0], "seed": 1})).json()
             image_url = outfit["image"]["url"]
         elif scenario == "catalog":
             r = await http.get("/v1/catalog", headers=auth)  # The first use fills the catalog.
@@ -174,7 +180,7 @@ async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds
         elif scenario == "tryon":
             tryon_body = await _tryon_setup(http, auth)
         for seed in range(2):  # Warm-up: the model is loaded and the code paths are hot.
-            await http.post("/v1/outfits", headers=auth, json={"category": "Tshirts", "seed": seed})
+            await http.post("/v1/outfits", headers=auth, json={"category": categories[0], "seed": seed})
         metrics_before = _batch_metrics((await http.get("/metrics")).text)
 
         latencies: list[float] = []
@@ -184,7 +190,7 @@ async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds
 
         async def one(i: int) -> None:
             nonlocal errors
-            body = {"category": ["Tshirts", "Shirts", "Jeans"][i % 3], "colour": "Black", "seed": 1000 + i}
+            body = {"category": categories[i % 3], "colour": colour, "seed": 1000 + i}
             t0 = time.perf_counter()
             if scenario == "outfit":
                 r = await http.post("/v1/outfits", headers=auth, json=body)
@@ -193,7 +199,7 @@ async def run_cell(url: str, scenario: str, clients: int, requests: int, seconds
                 r = await http.post("/v1/outfits", headers={**auth, "Prefer": "respond-async"}, json=body)
                 ok = r.status_code == 202 and await _wait_job(http, auth, r.json()["id"])
             elif scenario == "catalog":
-                category = ["Tshirts", "Shirts", "Jeans"][i % 3]
+                category = categories[i % 3]
                 r = await http.get("/v1/catalog", headers=auth, params={"category": category, "per_page": 24})
                 ok = r.status_code == 200
             elif scenario == "tryon":
@@ -255,25 +261,29 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=64, help="requests per cell (default 64)")
     parser.add_argument("--seconds", type=float, default=30.0, help="time limit per cell (default 30)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 1], help="8 = batching on, 1 = off")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["auto", "fp32", "bf16"],
+                        help="the servers' TRYON_PRECISION (each batch size runs with each)")
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_api-") as tmp:
         checkpoint = args.checkpoint or make_random_checkpoint(Path(tmp) / "fashion")
-        for batch in args.batch_sizes:
-            server = Server(checkpoint, batch, Path(tmp) / f"data-b{batch}")
+        for batch, precision in itertools.product(args.batch_sizes, args.precisions):
+            server = Server(checkpoint, batch, Path(tmp) / f"data-b{batch}-{precision}",
+                            extra_env={"TRYON_PRECISION": precision})
             try:
                 server.wait_ready()
                 for scenario in args.scenarios:
-                    if scenario in NO_BATCHING and batch != args.batch_sizes[0]:
+                    if scenario in NO_BATCHING and (batch, precision) != (args.batch_sizes[0], args.precisions[0]):
                         continue  # Batching does not touch this path.
                     for clients in args.clients:
                         row = asyncio.run(run_cell(server.url, scenario, clients, args.requests, args.seconds))
                         row["batching"] = "on" if batch > 1 else "off"
                         row["batch_max_size"] = batch
+                        row["precision"] = precision
                         rows.append(row)
                         print(
-                            f"{scenario:<11} batching {row['batching']:<3} clients {clients:>2}: "
+                            f"{scenario:<11} batching {row['batching']:<3} {precision:<4} clients {clients:>2}: "
                             f"{row['requests']:>3} ok {row['errors']} err  {row['throughput_rps']:>7.2f} req/s  "
                             f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean batch {row['mean_batch']}",
                             flush=True,
@@ -282,12 +292,13 @@ def main() -> int:
                 server.stop()
 
     print()
-    header = f"{'scenario':<11} {'batching':<8} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'batch':>6}"
+    header = (f"{'scenario':<11} {'batching':<8} {'prec':<4} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'batch':>6}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['scenario']:<11} {r['batching']:<8} {r['clients']:>7} {r['throughput_rps']:>8.2f} "
+            f"{r['scenario']:<11} {r['batching']:<8} {r['precision']:<4} {r['clients']:>7} {r['throughput_rps']:>8.2f} "
             f"{r['p50_ms'] or 0:>8.1f} {r['p95_ms'] or 0:>8.1f} {r['mean_batch'] or 0:>6.2f}"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)

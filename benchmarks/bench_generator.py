@@ -6,11 +6,13 @@ JSON to benchmarks/results/bench_generator.json.
 
     python benchmarks/bench_generator.py                       # CPU: ref vs cpp, 64², batch 1 8 32
     python benchmarks/bench_generator.py --res 64 128 --device cuda --impls ref cuda --batches 1 8 64
+    python benchmarks/bench_generator.py --precisions fp32 bf16 --impls ref cpp   # CPU: bf16 fp16-blocks
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import resource
@@ -32,7 +34,8 @@ CONFIGS: dict[int, dict[str, Any]] = {
 
 
 def run_cell(
-    res: int, impl: str, batch: int, device: str, repeats: int, amp: bool, channels_last: bool, modconv: str
+    res: int, impl: str, batch: int, device: str, repeats: int, amp: bool, channels_last: bool, modconv: str,
+    precision: str = "fp32",
 ) -> dict:
     import torch
 
@@ -45,7 +48,8 @@ def run_cell(
         z_dim=cfg["z_dim"], c_dim=cfg["c_dim"], w_dim=cfg["w_dim"], img_resolution=res, img_channels=3,
         mapping_kwargs={"num_layers": cfg["map"]},
         synthesis_kwargs={"channel_base": cfg["channel_base"], "channel_max": cfg["channel_max"], "conv_clamp": 256,
-                          "num_fp16_res": 4 if amp else 0, "fp16_channels_last": channels_last},
+                          "num_fp16_res": 4 if amp or precision == "bf16" else 0,
+                          "fp16_channels_last": channels_last},
     ).eval().requires_grad_(False).to(device)
     z = torch.randn([batch, cfg["z_dim"]], device=device)
     c = torch.nn.functional.one_hot(torch.arange(batch) % cfg["c_dim"], cfg["c_dim"]).float().to(device)
@@ -55,6 +59,8 @@ def run_cell(
             torch.cuda.synchronize()
 
     kwargs: dict[str, Any] = {"noise_mode": "const"}
+    if precision == "bf16":  # The 4 highest resolutions in bf16, as the service's TRYON_PRECISION=bf16.
+        kwargs["half_dtype"] = torch.bfloat16
     if modconv != "auto":
         kwargs["fused_modconv"] = modconv == "fused"
     times = []
@@ -75,7 +81,8 @@ def run_cell(
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     med = statistics.median(times)
     return dict(
-        res=res, impl=impl, batch=batch, device=device, amp=amp, channels_last=channels_last, modconv=modconv,
+        res=res, impl=impl, batch=batch, device=device, amp=amp, precision=precision, channels_last=channels_last,
+        modconv=modconv,
         ms_per_batch=med * 1e3, images_per_s=batch / med, min_ms=min(times) * 1e3, max_ms=max(times) * 1e3,
         repeats=repeats, peak_mb=peak_mb, backends=backends,
         params_m=sum(p.numel() for p in G.parameters()) / 1e6,
@@ -93,13 +100,16 @@ def main() -> int:
     parser.add_argument("--channels-last", action="store_true", help="channels_last in fp16 layers (CUDA only)")
     parser.add_argument("--modconv", nargs="+", default=["auto"], choices=["auto", "fused", "unfused"],
                         help="modulated conv formulation (auto = the network's default for the device and batch)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                        help="bf16: the 4 highest resolutions' blocks in bfloat16 (CPU with bf16 instructions)")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_generator.json")
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # Internal: run one cell, print JSON.
     args = parser.parse_args()
 
     if args.cell:
-        res, impl, batch, modconv = args.cell.split(",")
-        out = run_cell(int(res), impl, int(batch), args.device, args.repeats, args.amp, args.channels_last, modconv)
+        res, impl, batch, modconv, precision = args.cell.split(",")
+        out = run_cell(int(res), impl, int(batch), args.device, args.repeats, args.amp, args.channels_last, modconv,
+                       precision)
         print(json.dumps(out))
         return 0
 
@@ -107,31 +117,33 @@ def main() -> int:
     rows = []
     for res in args.res:
         for batch in args.batches:
-            for impl in impls:
-                for modconv in args.modconv:
-                    cmd = [sys.executable, __file__, "--cell", f"{res},{impl},{batch},{modconv}",
-                           "--device", args.device, "--repeats", str(args.repeats)]
-                    cmd += ["--amp"] if args.amp else []
-                    cmd += ["--channels-last"] if args.channels_last else []
-                    proc = subprocess.run(cmd, capture_output=True, text=True)
-                    if proc.returncode != 0:
-                        err = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                        print(f"res {res} impl {impl} batch {batch} {modconv}: FAILED: {err}", file=sys.stderr)
-                        rows.append(dict(res=res, impl=impl, batch=batch, modconv=modconv, error=err))
-                        continue
-                    rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            for impl, modconv, precision in itertools.product(impls, args.modconv, args.precisions):
+                cmd = [sys.executable, __file__, "--cell", f"{res},{impl},{batch},{modconv},{precision}",
+                       "--device", args.device, "--repeats", str(args.repeats)]
+                cmd += ["--amp"] if args.amp else []
+                cmd += ["--channels-last"] if args.channels_last else []
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    err = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                    print(f"res {res} impl {impl} batch {batch} {modconv}: FAILED: {err}", file=sys.stderr)
+                    rows.append(dict(res=res, impl=impl, batch=batch, modconv=modconv, error=err))
+                    continue
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
 
     ok = [r for r in rows if "error" not in r]
-    # The baseline of every row: ref ops with the first --modconv setting, same resolution and batch.
-    ref = {(r["res"], r["batch"]): r for r in ok if r["impl"] == "ref" and r["modconv"] == args.modconv[0]}
-    print(f"{'res':>4} {'batch':>5} {'impl':>5} {'modconv':>8} {'img/s':>9} {'ms/batch':>9} {'peak MB':>8} "
+    # The baseline of every row: ref ops with the first --modconv and --precisions settings, same
+    # resolution and batch.
+    ref = {(r["res"], r["batch"]): r for r in ok
+           if r["impl"] == "ref" and r["modconv"] == args.modconv[0] and r["precision"] == args.precisions[0]}
+    print(f"{'res':>4} {'batch':>5} {'impl':>5} {'modconv':>8} {'prec':>5} {'img/s':>9} {'ms/batch':>9} {'peak MB':>8} "
           f"{'vs base':>7}  backends")
     for r in ok:
         base = ref.get((r["res"], r["batch"]))
         ratio = r["images_per_s"] / base["images_per_s"] if base else float("nan")
         r["speedup_vs_ref"] = ratio
         used = ",".join(sorted(set(r["backends"].values()))) or "-"
-        print(f"{r['res']:>4} {r['batch']:>5} {r['impl']:>5} {r['modconv']:>8} {r['images_per_s']:>9.1f} "
+        print(f"{r['res']:>4} {r['batch']:>5} {r['impl']:>5} {r['modconv']:>8} {r['precision']:>5} "
+              f"{r['images_per_s']:>9.1f} "
               f"{r['ms_per_batch']:>9.1f} "
               f"{r['peak_mb']:>8.0f} {ratio:>6.2f}x  {used}")
 

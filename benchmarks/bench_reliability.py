@@ -6,7 +6,10 @@
   p50 / p95 latency and the 5xx count;
 - blank_jpeg: a blank 7000x5700 JPEG uploaded to POST /v1/faces (no face: a 422): server time;
 - bad_keys: requests with bogus API keys from one client: how many are refused with 401 and how
-  many with 429 (failed authentication limited), and whether an X-Forwarded-For header changes that.
+  many with 429 (failed authentication limited), and whether an X-Forwarded-For header changes that;
+- sessions: new sessions minted by one client: how many are made before 429s (the per-address
+  limit), with and without a spoofed X-Forwarded-For.
+The limited server runs with the service's default limits (the other one with none, for the load).
 
 Run it against other code (e.g. an older commit, unpacked with `git archive`) with `--code DIR`: the
 server runs with PYTHONPATH=DIR, so before/after compare in one run on one machine.
@@ -150,6 +153,30 @@ def bad_keys(url: str, count: int) -> dict[str, Any]:
     return out
 
 
+def session_minting(url: str, count: int) -> dict[str, Any]:
+    import httpx
+
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for name, spoof in (("plain", False), ("forwarded_for_spoofed", True)):
+            statuses: dict[int, int] = {}
+            for i in range(count):
+                headers = {"X-Forwarded-For": f"198.51.100.{i % 250}"} if spoof else {}
+                code = http.post("/v1/sessions", headers=headers).status_code
+                statuses[code] = statuses.get(code, 0) + 1
+            out[name] = {str(k): v for k, v in sorted(statuses.items())}
+    return out
+
+
+def default_limits_env() -> dict[str, str]:
+    """The service's default limits, as TRYON_* variables (the bench server turns some off)."""
+    from tryon.config import Settings
+
+    names = ("rate_limit_per_minute", "rate_limit_per_address_per_minute", "sessions_per_address_per_minute",
+             "auth_failures_per_address_per_minute")
+    return {f"TRYON_{n.upper()}": str(Settings.model_fields[n].default) for n in names}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--code", type=Path, default=None, help="run the server on the code in DIR (PYTHONPATH)")
@@ -159,7 +186,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="time limit of the load (default 40)")
     parser.add_argument("--blank-tries", type=int, default=3)
     parser.add_argument("--bad-keys", type=int, default=120)
-    parser.add_argument("--rate-limit", type=int, default=600, help="TRYON_RATE_LIMIT_PER_MINUTE for bad_keys")
+    parser.add_argument("--sessions", type=int, default=150, help="sessions minted per variant (default 150)")
     args = parser.parse_args()
 
     doc: dict[str, Any] = {
@@ -181,14 +208,17 @@ def main() -> int:
             print("blank_jpeg", doc["blank_jpeg"], flush=True)
         finally:
             server.stop()
-        limited = Server(checkpoint, 8, Path(tmp) / "data-limited",
-                         extra_env={**extra, "TRYON_RATE_LIMIT_PER_MINUTE": str(args.rate_limit)}, cwd=args.code)
-        try:
-            limited.wait_ready()
-            doc["bad_keys"] = {"rate_limit_per_minute": args.rate_limit, **bad_keys(limited.url, args.bad_keys)}
-            print("bad_keys  ", doc["bad_keys"], flush=True)
-        finally:
-            limited.stop()
+        limits = default_limits_env()
+        doc["limits"] = limits
+        for name, runs in (("bad_keys", lambda u: bad_keys(u, args.bad_keys)),
+                           ("sessions", lambda u: session_minting(u, args.sessions))):
+            limited = Server(checkpoint, 8, Path(tmp) / f"data-{name}", extra_env={**extra, **limits}, cwd=args.code)
+            try:
+                limited.wait_ready()
+                doc[name] = runs(limited.url)
+                print(f"{name:<10}", doc[name], flush=True)
+            finally:
+                limited.stop()
 
     race_row, load_row, blank = doc["race"], doc["load"], doc["blank_jpeg"]
     print(f"\n{args.label}")
@@ -201,9 +231,9 @@ def main() -> int:
     print(f"{'load 32 clients: throughput req/s':<44} {load_row['throughput_rps']:>12}")
     print(f"{'load 32 clients: p50 / p95 ms':<44} {load_row['p50_ms']} / {load_row['p95_ms']}")
     print(f"{'blank 7000x5700 JPEG: status / median s':<44} {blank['statuses'][0]} / {blank['median_s']}")
-    for name, statuses in doc["bad_keys"].items():
-        if name != "rate_limit_per_minute":
-            print(f"{'bad keys (' + name + ')':<44} {statuses}")
+    for what in ("bad_keys", "sessions"):
+        for name, statuses in doc[what].items():
+            print(f"{what.replace('_', ' ') + ' (' + name + ')':<44} {statuses}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "_" for c in args.label).strip("_")
     out = RESULTS / f"bench_reliability_{slug}.json"

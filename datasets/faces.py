@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from datasets.pipeline import Item, Outcome, Output, encode_image
-from datasets.zipwriter import check_output_options
+from tryon.catalog.photos import check_output_options
 from tryon.errors import InputError
 from tryon.face.align import AlignedFace, NoFaceError, align_face
 from tryon.vision.io import ImageLimits, load_image

@@ -19,7 +19,6 @@ import io
 import logging
 import multiprocessing
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from PIL import Image
 
 from datasets.labels import build_schema, encode_labels
 from datasets.zipwriter import DatasetZipWriter
+from tryon.progress import progress_bar
 
 log = logging.getLogger("datasets")
 
@@ -231,7 +231,7 @@ def build_dataset(
     frames: collections.Counter[str] = collections.Counter()
     metadata: dict[str, Any] = {}
     photos_kept = 0
-    bar = _progress(total, tool, progress)
+    bar = progress_bar(total, tool, unit="photo", enabled=progress)
     bar.update(len(preskipped))
     with DatasetZipWriter(out, image_format=image_format) as writer:
         for outcome in ordered_map(processor, items, options, workers=workers):
@@ -360,25 +360,6 @@ def format_report(report: Mapping[str, Any], path: str | os.PathLike[str], secon
     for reason, n in report["skipped_by_reason"].items():
         lines.append(row(f"  {reason}", int(n), report["reasons"][reason]))
     return "\n".join(lines)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="photo", file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
 
 
 def default_workers() -> int:

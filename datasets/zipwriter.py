@@ -90,13 +90,3 @@ class DatasetZipWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self._zip is not None:
             self.abort()
-
-
-def check_output_options(res: int, image_format: str, quality: int) -> None:
-    """Validate the output options every dataset verb shares (InputError names the flag)."""
-    if res < 8:
-        raise InputError(f"--res must be at least 8, got {res}")
-    if image_format not in ("png", "jpg"):
-        raise InputError(f"--format must be png or jpg, got {image_format!r}")
-    if not 1 <= quality <= 100:
-        raise InputError(f"--quality must be in 1..100, got {quality}")

@@ -52,7 +52,11 @@ def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "device": "cpu",
         "job_lease_seconds": 2.0,
         "job_workers": 2,
-        "rate_limit_per_minute": 0,
+        "rate_limit_per_minute": 0,  # Limits and caps: the tests that check them set them.
+        "rate_limit_per_address_per_minute": 0,
+        "sessions_per_address_per_minute": 0,
+        "auth_failures_per_address_per_minute": 0,
+        "max_active_jobs_per_caller": 0,
         "batch_max_wait_ms": 5.0,
     }
     values.update(overrides)

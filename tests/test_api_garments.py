@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
-from service_helpers import png_bytes, service_settings, shopper
+from service_helpers import api_key, png_bytes, service_settings, shopper
 
 from tryon.api import create_app
 
@@ -45,8 +45,12 @@ def upload(client: TestClient, headers: dict[str, str], data: bytes, **form: str
     return client.post("/v1/garments", headers=headers, files={"file": ("g.png", data, "image/png")}, data=form)
 
 
+def designer(client: TestClient) -> dict[str, str]:
+    return api_key(client, "designer")
+
+
 def test_a_garment_is_put_on_a_model(client: TestClient) -> None:
-    alice, bob = shopper(client), shopper(client)
+    alice, bob = designer(client), designer(client)
     r = upload(client, alice, garment_png(), steps="4", gender="women", seed="2")
     assert r.status_code == 202, r.text  # type: ignore[attr-defined]
     garment = r.json()  # type: ignore[attr-defined]
@@ -84,14 +88,39 @@ def test_a_garment_is_put_on_a_model(client: TestClient) -> None:
     ],
 )
 def test_bad_uploads(client: TestClient, data: bytes, form: dict[str, str], status: int, phrase: str) -> None:
-    r = upload(client, shopper(client), data, **form)
+    r = upload(client, designer(client), data, **form)
     assert r.status_code == status and phrase in r.json()["detail"], r.text  # type: ignore[attr-defined]
 
 
 def test_idempotency_key_returns_the_first_garment(client: TestClient) -> None:
-    h = {**shopper(client), "Idempotency-Key": "garment-1"}
+    h = {**designer(client), "Idempotency-Key": "garment-1"}
     first = upload(client, h, garment_png(), steps="1").json()  # type: ignore[attr-defined]
     again = upload(client, h, garment_png(), steps="1")
     assert again.status_code == 200 and again.json()["id"] == first["id"]  # type: ignore[attr-defined]
     other = upload(client, h, garment_png(), steps="2")
     assert other.status_code == 409  # type: ignore[attr-defined]
+
+
+def test_a_shopper_session_may_not_start_a_transfer(client: TestClient) -> None:
+    """A transfer is up to 500 optimisation steps: the designer scope, as the README says; a shopper
+    (or a `shop` key) still reads its garments."""
+    for headers in (shopper(client), api_key(client, "shop")):
+        r = upload(client, headers, garment_png(), steps="1")
+        assert r.status_code == 403 and "'designer' scope" in r.json()["detail"], r.text  # type: ignore[attr-defined]
+        assert client.get("/v1/garments", headers=headers).json() == []
+
+
+def test_jobs_at_once_are_capped_per_caller(tmp_path: Path, checkpoint: Path) -> None:
+    settings = service_settings(tmp_path, fashion_checkpoint=checkpoint, max_active_jobs_per_caller=2)
+    with TestClient(create_app(settings, in_process_workers=0)) as client:  # Nothing runs: jobs stay queued.
+        alice, bob = designer(client), designer(client)
+        for _ in range(2):
+            assert upload(client, alice, garment_png(), steps="1").status_code == 202  # type: ignore[attr-defined]
+        r = upload(client, alice, garment_png(), steps="1")
+        assert r.status_code == 429 and r.headers["Retry-After"].isdigit(), r.text  # type: ignore[attr-defined]
+        assert "2 queued or running" in r.json()["detail"]  # type: ignore[attr-defined]
+        assert len(client.get("/v1/garments", headers=alice).json()) == 2  # Nothing stored for the refusal.
+        async_outfit = {**alice, "Prefer": "respond-async"}
+        outfit = client.post("/v1/outfits", json={"view": "on_model", "seed": 1}, headers=async_outfit)
+        assert outfit.status_code == 429, outfit.text  # Every job kind counts.
+        assert upload(client, bob, garment_png(), steps="1").status_code == 202  # type: ignore[attr-defined]

@@ -1,9 +1,10 @@
-"""End to end in a real browser: `tryon up` on free ports (API + storefront, SQLite in tmp), Debian's
-chromium driven by Playwright: open the shop, choose an outfit, go to the try-on, give consent,
+"""End to end in a real browser: `tryon up` on free ports (API + storefront, SQLite in tmp, its demo
+shop made of the catalog photos in tests/data/fashion), Debian's chromium driven by Playwright: open
+the shop, choose a real product (an on-model photo, listed first), go to the try-on, give consent,
 upload a real face photo (../shared/data/face_photos, or the copy of one in tests/data when the
-shared folder is not next to this checkout, as in CI), wait for the try-on image, save a
-screenshot (to tmp_path, and once to benchmarks/results/e2e_tryon.png for the record); then reload
-the page and open a new tab: the photo is still listed (the session lives in a cookie), and
+shared folder is not next to this checkout, as in CI), wait for the try-on image (the face on the
+product's real photo), save a screenshot (to tmp_path, and once to benchmarks/results/e2e_tryon.png
+for the record); then reload the page and open a new tab: the photo is still listed (the session lives in a cookie), and
 "Delete my photos" there deletes it on the server.
 
 Needs: `apt-get install -y chromium` (Playwright's own browser download is never used); skips with
@@ -42,6 +43,8 @@ if not FACE.is_file():  # A smaller copy of a face_photos photo, in the reposito
 RECORD = REPO_ROOT / "benchmarks" / "results" / "e2e_tryon.png"
 STEP_TIMEOUT_MS = 120_000               # A page step (load, upload, one job start).
 JOB_TIMEOUT_MS = 20 * 60_000            # The projection + try-on jobs on a 2-core CPU.
+CATALOG = REPO_ROOT / "tests" / "data" / "fashion"   # images/ + styles.csv: real catalog photos.
+DEMO_IDS = ("10057", "10075")           # Models whose faces show: the try-on puts the face on the photo.
 
 pytestmark = pytest.mark.slow
 
@@ -54,16 +57,40 @@ def require_browser_and_photo() -> None:
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
 
+def demo_catalog(tmp_path: Path) -> Path:
+    """A demo shop of the DEMO_IDS photos (images/ + styles.csv) for `tryon up`."""
+    folder = tmp_path / "demo-catalog"
+    (folder / "images").mkdir(parents=True)
+    lines = (CATALOG / "styles.csv").read_text().splitlines()
+    (folder / "styles.csv").write_text("\n".join([lines[0], *(r for r in lines[1:] if r.split(",")[0] in DEMO_IDS)]))
+    for ident in DEMO_IDS:
+        shutil.copy(CATALOG / "images" / f"{ident}.jpg", folder / "images")
+    return folder
+
+
+def wait_for_products(api_url: str, count: int) -> None:
+    """Until the demo shop's background import has stored `count` products."""
+    token = httpx.post(f"{api_url}/v1/sessions", timeout=30).json()["token"]
+    for _ in range(1200):
+        listed = httpx.get(f"{api_url}/v1/products", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if listed.json()["total"] >= count:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"the demo shop has {listed.json()['total']} products, not {count}")
+
+
 @pytest.fixture
 def storefront(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`tryon up` on free ports; yields (storefront URL, API URL), stops it with SIGTERM."""
     require_browser_and_photo()
     port, ui_port = free_port(), free_port()
-    proc = start_tryon_up(tmp_path, port, ui_port)
+    proc = start_tryon_up(tmp_path, port, ui_port, env={"TRYON_DEMO_CATALOG": str(demo_catalog(tmp_path))})
     seen: list[str] = []
     try:
         read_until(proc, "Press Ctrl-C", seen)
-        yield f"http://127.0.0.1:{ui_port}", f"http://127.0.0.1:{port}"
+        api_url = f"http://127.0.0.1:{port}"
+        wait_for_products(api_url, len(DEMO_IDS))
+        yield f"http://127.0.0.1:{ui_port}", api_url
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -86,7 +113,9 @@ def test_shop_to_tryon_in_a_real_browser(storefront: tuple[str, str], tmp_path: 
             page.set_default_timeout(STEP_TIMEOUT_MS)
             page.goto(ui_url)
             page.get_by_role("heading", name="Shop").wait_for()
-            # An on-model item when the catalog has a view filter; any item otherwise.
+            # The shop's real products come first (on-model ones under the default view filter).
+            page.get_by_text("Photo", exact=True).first.wait_for()
+            sync_api.expect(page.get_by_text("Generated design", exact=True).first).to_be_visible()
             page.get_by_role("button", name="Try it on").first.click()
             page.get_by_role("heading", name="Try it on").wait_for()
             page.get_by_text("I agree that my photo is processed").click()
@@ -109,6 +138,7 @@ def test_shop_to_tryon_in_a_real_browser(storefront: tuple[str, str], tmp_path: 
             assert not errors.count(), errors.all_inner_texts()
             after = page.get_by_role("img", name="you in it")
             sync_api.expect(after).to_be_visible()
+            sync_api.expect(page.get_by_text("Your face on the product's real photo.")).to_be_visible()
             assert re.match(r"data:image/png;base64,", after.get_attribute("src") or "")
             # Before and after at one size on the screen.
             before_box = page.get_by_role("img", name="you", exact=True).bounding_box()

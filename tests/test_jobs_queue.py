@@ -3,6 +3,8 @@ table as the source of truth, retries, progress, idempotency, and workers that d
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import redis_url_or_skip, service_settings
+from service_helpers import postgres_database, redis_url_or_skip, service_settings
 
 from tryon.config import Settings
 from tryon.db import repositories as repo
@@ -276,3 +278,105 @@ def test_killing_a_worker_mid_job_and_restarting_completes_the_job(tmp_path: Pat
         if backend == "redis":
             h.queue.huey.flush()
         h.close()
+
+
+def test_a_job_whose_process_is_gone_is_retried_without_waiting_for_its_lease(tmp_path: Path) -> None:
+    """Claims name the host and pid: a gone pid of this host is requeued at once, a live pid (or
+    another host) waits for its lease."""
+    from tryon.jobs.claims import claimant_pid, new_claim_token
+
+    h = Harness(service_settings(tmp_path, job_lease_seconds=600.0))
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        tokens = {
+            "gone": new_claim_token(gone.pid),
+            "alive": new_claim_token(alive.pid),
+            "mine": new_claim_token(),
+            "other host": "0" * 8 + new_claim_token(gone.pid)[8:],
+        }
+        assert claimant_pid(tokens["gone"]) == gone.pid and claimant_pid(tokens["other host"]) is None
+        jobs = {}
+        for name, token in tokens.items():
+            jobs[name] = h.submit("test.ok", {"name": name})
+            with h.database.sessions.begin() as session:
+                assert repo.claim_job(session, job_id=jobs[name], lease_seconds=600.0, token=token) == token
+        requeued, failed = h.queue.recover()
+        assert (requeued, failed) == ([jobs["gone"]], [])
+        assert {name: h.job(job_id).status for name, job_id in jobs.items()} == {
+            "gone": "queued", "alive": "running", "mine": "running", "other host": "running"
+        }
+    finally:
+        alive.kill()
+        alive.wait()
+        h.close()
+
+
+def test_a_killed_worker_s_job_is_retried_at_the_next_start_before_its_lease_ends(tmp_path: Path) -> None:
+    """kill -9 of a real `tryon worker` mid-job with a 600 s lease: the next worker on this host
+    sees that the claiming pid is gone and runs the job at once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRYON_")}
+    env.update(TRYON_DATA_DIR=str(tmp_path / "data"), TRYON_JOB_LEASE_SECONDS="600", TRYON_DEVICE="cpu")
+    h = Harness(service_settings(tmp_path, job_lease_seconds=600.0))  # Producer only.
+    log_path = tmp_path / "worker.log"
+    worker = _start_worker(env, log_path)
+    try:
+        job_id = h.submit("debug.sleep", {"steps": 20, "seconds": 0.1})
+        wait_for(lambda: h.job(job_id).progress >= 0.1, "the worker to make progress")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        assert h.job(job_id).status == "running"  # Its lease has ~10 minutes left.
+        worker = _start_worker(env, log_path)
+        job = h.wait_status(job_id, "succeeded", "failed")  # Bounded by WAIT_S (60 s), far less than the lease.
+        assert job.status == "succeeded" and job.attempts == 2, log_path.read_text()[-2000:]
+        assert "is gone" in log_path.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        h.close()
+
+
+# --- Jobs at once per caller --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_burst_of_submissions_gets_no_more_jobs_than_the_cap(tmp_path: Path, database: str) -> None:
+    """16 concurrent submissions of one caller, cap 3: exactly 3 jobs; the rest are told to wait;
+    an idempotent replay is still answered; another caller is not affected."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if database == "postgresql" else None
+        h = Harness(service_settings(tmp_path, database_url=url, max_active_jobs_per_caller=3))
+        stack.callback(h.close)
+        first = h.submit("test.gated", key="first")
+        barrier = threading.Barrier(16)
+
+        def submit_one(i: int) -> str:
+            barrier.wait()
+            try:
+                return h.submit("test.gated", {"i": i})
+            except repo.TooManyJobsError as exc:
+                assert exc.retry_after > 0 and "3 queued or running" in str(exc)
+                return "refused"
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(submit_one, range(16)))
+        assert outcomes.count("refused") == 14
+        with h.database.sessions() as session:
+            assert repo.count_active_jobs(session, owner_id=h.owner) == 3
+        assert h.submit("test.gated", key="first") == first  # A replay is not a new job.
+        with h.database.sessions.begin() as session:
+            other = repo.create_owner(session, kind=OwnerKind.SESSION).id
+        assert h.queue.submit(owner_id=other, kind="test.ok", payload={})[1]
+        h.queue.start_consumer(3)
+        h.release.set()
+        h.wait_status(first, "succeeded")
+        wait_for(lambda: h.submit("test.ok") if _active(h) < 3 else None, "room for another job")
+
+
+def _active(h: Harness) -> int:
+    with h.database.sessions() as session:
+        return repo.count_active_jobs(session, owner_id=h.owner)

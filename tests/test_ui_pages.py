@@ -246,6 +246,38 @@ def test_shop_filters_survive_choosing_another_outfit(api: LiveApi) -> None:
     assert back.session_state["shop_filters"] == kept
 
 
+def test_shop_lists_real_products_beside_generated_designs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tryon.services.products import import_catalog, shop_owner
+
+    fixtures = Path(__file__).parent / "data" / "fashion"
+    with live_api(tmp_path) as live:
+        runtime = live.app.state.runtime  # type: ignore[attr-defined]
+        owner = shop_owner(runtime.database, name="a shop")
+        report = import_catalog(runtime.database, runtime.blobs, owner_id=owner, images=fixtures / "images",
+                                labels=fixtures / "styles.csv", progress=False)
+        assert report.kept == 5
+        monkeypatch.setenv("TRYON_UI_API_URL", live.url)
+        at = page_test(live, "shop")
+        at.run()
+        assert_clean(at)
+        kinds = texts(at, "caption")
+        assert "Photo" in kinds and "Generated design" in kinds
+        assert kinds.index("Photo") < kinds.index("Generated design")  # The shop's products come first.
+        first = next(b for b in at.button if b.key and b.key.startswith("try-"))
+        first.click().run()
+        assert_clean(at)
+        chosen = at.session_state["chosen_item"]
+        assert set(chosen["ref"]) == {"product_id"} and chosen["source"] == "product"
+        assert chosen["image"]["url"].endswith("/photo") and chosen["labels"]["view"] == "on_model"
+
+        at = page_test(live, "shop")
+        at.run()
+        at.selectbox(key="shop-view").select("flat").run()  # The flat products: tried on a generated model.
+        assert_clean(at)
+        products = [b for b in at.button if b.key and b.key.startswith("try-")][:2]
+        assert texts(at, "caption").count("Photo") == 2 and all(not b.disabled for b in products)
+
+
 def test_storefront_navigation_from_shop_to_tryon(api: LiveApi) -> None:
     from streamlit.testing.v1 import AppTest
 

@@ -87,16 +87,21 @@ def up_env(tmp_path: Path) -> dict[str, str]:
         TRYON_DATA_DIR=str(tmp_path / "data"),
         TRYON_DEVICE="cpu",
         TRYON_RATE_LIMIT_PER_MINUTE="0",
+        TRYON_RATE_LIMIT_PER_ADDRESS_PER_MINUTE="0",  # Every client is on loopback.
+        TRYON_SESSIONS_PER_ADDRESS_PER_MINUTE="0",
         PYTHONUNBUFFERED="1",
     )
     return env
 
 
-def start_tryon_up(tmp_path: Path, port: int, ui_port: int) -> subprocess.Popen[str]:
-    """`tryon up` on these ports in a subprocess of its own session (stdout+stderr piped, text)."""
+def start_tryon_up(
+    tmp_path: Path, port: int, ui_port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`tryon up` on these ports in a subprocess of its own session (stdout+stderr piped, text);
+    `env`: more variables (e.g. TRYON_DEMO_CATALOG)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tryon.cli", "up", "--port", str(port), "--ui-port", str(ui_port)],
-        env=up_env(tmp_path),
+        env={**up_env(tmp_path), **(env or {})},
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

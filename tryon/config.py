@@ -3,12 +3,28 @@ call `get_settings()` (cached) or build `Settings(...)` directly in tests."""
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> list[IPNetwork]:
+    """`"10.0.0.0/8, 192.168.1.7"` -> networks (a bare address is a /32 or /128); ValueError names a bad one."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)") from None
+    return networks
 
 
 class Settings(BaseSettings):
@@ -19,6 +35,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Switches jobs to Redis (RedisHuey) when set.")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'.")
     ops_impl: Literal["auto", "cuda", "cpp", "ref"] = Field("auto", description="Implementation of tryon.ops.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Fashion rendering: 'auto' = bf16 on CPUs with bf16 instructions, fp32 elsewhere."
+    )
     cache_dir: Path | None = Field(None, description="Compiled ops cache (default ~/.cache/tryon).")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -41,6 +60,9 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A running job whose worker is silent this long is retried."
     )
     job_max_attempts: int = Field(3, ge=1, description="Tries per job before it fails (a worker death is a try).")
+    max_active_jobs_per_caller: int = Field(
+        4, ge=0, description="Queued + running jobs one caller (session or API key) may have at once; 0 = no cap."
+    )
     session_ttl_hours: float = Field(24 * 30, gt=0, description="Lifetime of an anonymous shopper session.")
     session_data_grace_hours: float = Field(
         24.0, ge=0, description="An expired anonymous session's photos and results are deleted this much later."
@@ -49,8 +71,31 @@ class Settings(BaseSettings):
         60.0, ge=0, description="How often the API deletes the data of expired anonymous sessions; 0 = never."
     )
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per caller; 0 = no limit.")
+    rate_limit_per_address_per_minute: int = Field(
+        1200, ge=0, description="Requests per minute per client address, on every route; 0 = no limit."
+    )
+    sessions_per_address_per_minute: int = Field(
+        60, ge=0, description="New anonymous sessions per minute per client address; 0 = no limit."
+    )
+    auth_failures_per_address_per_minute: int = Field(
+        30, ge=0, description="Requests with bad credentials per minute per address, then 429s; 0 = no limit."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated proxy addresses / networks whose X-Forwarded-For is believed; "
+        "'' = none: the socket peer is the client.",
+    )
     batch_max_size: int = Field(8, ge=1, description="Most generation requests in one forward pass (1 = no batching).")
     batch_max_wait_ms: float = Field(5.0, ge=0, description="Longest a request waits for others to share its batch.")
+    # The demo shop (`tryon up` turns it on): real products imported in the background on first start.
+    demo_shop: bool = Field(
+        False, description="On start with an empty products table, import the demo catalog in a background job."
+    )
+    demo_catalog: Path = Field(
+        Path("../shared/data/fashion_products"),
+        description="The demo shop's catalog: a folder with images/ and styles.csv (relative: to the working dir).",
+    )
+    demo_catalog_size: int = Field(300, ge=1, le=100_000, description="Rows of the demo catalog to import.")
 
     @field_validator("device")
     @classmethod
@@ -58,6 +103,16 @@ class Settings(BaseSettings):
         if value not in ("auto", "cpu") and not value.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)  # ValueError names the bad entry.
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPNetwork]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def sqlite_path(self) -> Path:

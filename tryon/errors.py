@@ -19,3 +19,12 @@ class UnsafePickleError(CheckpointError):
 
 class LabelSchemaError(CheckpointError, InputError):
     """A label schema is malformed (in a checkpoint's config or a dataset's label_schema.json)."""
+
+
+class TooManyRequestsError(TryonError):
+    """The caller asked for more than it may now (requests a minute, jobs at a time); the API answers
+    429 with `Retry-After: retry_after` (seconds)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -300,6 +300,25 @@ def item_from_catalog(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def item_from_product(product: dict[str, Any]) -> dict[str, Any]:
+    """A shop item from a ProductPublic: a shop's real product, shown by its real photo."""
+    return {
+        "ref": {"product_id": product["id"]},
+        "name": product.get("name") or "product",
+        "labels": product.get("labels") or {},
+        "fields": {f: product.get(f) for f in ("category", "colour", "gender", "view")},
+        "image": product.get("photo"),
+        "seed": None,
+        "truncation": None,
+        "source": "product",
+    }
+
+
+def item_kind(item: dict[str, Any]) -> str:
+    """What the shopper is told an item is: a real product photo, or a design our model generated."""
+    return "Photo" if item.get("source") == "product" else "Generated design"
+
+
 def item_from_outfit(
     outfit: dict[str, Any], name: str | None = None, columns: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any]:

@@ -14,13 +14,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from tryon import __version__
+from tryon.api.deps import limit_client_address
 from tryon.api.errors import install_error_handlers
 from tryon.api.metrics import Metrics
 from tryon.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from tryon.api.openapi import install_truthful_openapi
 from tryon.api.routers import (
     catalog,
     face_edits,
@@ -30,6 +32,7 @@ from tryon.api.routers import (
     images,
     jobs,
     outfits,
+    products,
     sessions,
     tryon,
     variants,
@@ -50,7 +53,8 @@ Shop backends and designers: send `X-API-Key: <key>` (scopes `shop`, `designer`,
 
 **Errors** are JSON `{"detail": "...", "request_id": "..."}`: 400 malformed, 401/403 credentials,
 404 not found (or not yours), 409 idempotency key reuse, 413 too large, 415 not an allowed image
-type, 422 a valid image we cannot use (no face), 429 rate limit, 503 no model.
+type, 422 a valid image we cannot use (no face), 429 rate limit or too many jobs at once (see
+`Retry-After`), 503 no model.
 
 **Slow work** runs as jobs: poll `GET /v1/jobs/{id}`. Send `Idempotency-Key` to make a retried
 request return the first job.
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
             log.info("tryon API stopped")
 
     app = FastAPI(
+        dependencies=[Depends(limit_client_address)],  # Every route: requests per client address.
         title="tryon",
         version=__version__,
         description=DESCRIPTION,
@@ -88,6 +93,7 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
             {"name": "auth", "description": "Sessions and API keys"},
             {"name": "outfits", "description": "Generated outfits and the labels they take"},
             {"name": "catalog", "description": "The shared catalog (generated on first use; designers add to it)"},
+            {"name": "products", "description": "A shop's real products (shop API key to import; public to read)"},
             {"name": "variants", "description": "Garment variants for designers"},
             {"name": "garments", "description": "Garment photos put on a generated model"},
             {"name": "faces", "description": "Face uploads (owned by the caller)"},
@@ -97,13 +103,15 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int | No
         ],
     )
     install_error_handlers(app)
+    install_truthful_openapi(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         upload_limit=settings.max_upload_bytes,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # Outermost: every response has an id.
-    for module in (health, sessions, outfits, faces, face_edits, images, jobs, tryon, catalog, variants, garments):
+    routers = (health, sessions, outfits, faces, face_edits, images, jobs, tryon, catalog, products, variants, garments)
+    for module in routers:
         app.include_router(module.router)
     return app
 

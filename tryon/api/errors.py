@@ -5,7 +5,7 @@
 404  no such thing (or not yours)     409  an idempotency key reused for another request
 413  too large (bytes or pixels)      415  not an allowed image type
 422  a valid image we cannot use (no face)
-429  too many requests                503  no model / the database or queue is down
+429  too many requests or jobs        503  no model / the database or queue is down
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from starlette.routing import compile_path
 from tryon.api.fashion import ModelUnavailableError
 from tryon.api.logs import current_request_id
 from tryon.api.middleware import INTERNAL_ERROR_DETAIL
-from tryon.api.ratelimit import RateLimitedError
 from tryon.db.repositories import IdempotencyConflictError
-from tryon.errors import CheckpointError, InputError
+from tryon.errors import CheckpointError, InputError, TooManyRequestsError
 from tryon.face.align import NoFaceError
 from tryon.vision.io import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
@@ -47,18 +46,13 @@ class ApiError(Exception):
     """Raise from a route for a specific status with a readable detail."""
 
     def __init__(
-        self,
-        status_code: int,
-        detail: str,
-        headers: dict[str, str] | None = None,
-        *,
-        extra: dict[str, Any] | None = None,    # More fields of the JSON body (e.g. the faces to choose from).
+        self, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
     ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
-        self.extra = extra or {}
+        self.extra = extra              # More JSON fields of the body (e.g. a refusal's "reason").
 
 
 def not_found(what: str, ident: str) -> ApiError:
@@ -90,7 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(status, " ".join(str(exc).split()) or type(exc).__name__)
 
     async def rate_limited(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RateLimitedError)
+        assert isinstance(exc, TooManyRequestsError)
         return error_response(429, str(exc), {"Retry-After": str(exc.retry_after)})
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -121,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     for cls in STATUS_BY_ERROR:
         app.add_exception_handler(cls, known_error)
-    app.add_exception_handler(RateLimitedError, rate_limited)
+    app.add_exception_handler(TooManyRequestsError, rate_limited)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

@@ -110,7 +110,7 @@ class FashionService:
         started = time.perf_counter()
         try:
             pipeline = FashionPipeline.from_checkpoint(
-                self.checkpoint_dir, device=device, ops_impl=self.settings.ops_impl
+                self.checkpoint_dir, device=device, ops_impl=self.settings.ops_impl, precision=self.settings.precision
             )
         except (CheckpointError, InputError, OSError, KeyError) as exc:
             self._error = f"{type(exc).__name__}: {exc}"
@@ -122,7 +122,8 @@ class FashionService:
 
         with torch.no_grad():
             c = torch.zeros([1, int(G.c_dim)], device=device) if G.c_dim else None
-            G(torch.zeros([1, int(G.z_dim)], device=device), c, noise_mode="const")
+            half = torch.bfloat16 if pipeline.precision == "bf16" else None
+            G(torch.zeros([1, int(G.z_dim)], device=device), c, noise_mode="const", half_dtype=half)
         model = FashionModel(
             directory=Path(self.checkpoint_dir),
             pipeline=pipeline,
@@ -132,12 +133,13 @@ class FashionService:
         )
         self._error = None
         log.info(
-            "fashion model loaded from %s in %.2f s (%d px, c_dim %d, %s)",
+            "fashion model loaded from %s in %.2f s (%d px, c_dim %d, %s, %s)",
             model.directory,
             model.load_seconds,
             model.resolution,
             int(G.c_dim),
             model.device,
+            pipeline.precision,
         )
         return model
 
@@ -151,6 +153,7 @@ class FashionService:
                 "checkpoint_id": m.checkpoint_id,
                 "resolution": m.resolution,
                 "device": m.device,
+                "precision": m.pipeline.precision,
                 "load_seconds": round(m.load_seconds, 3),
             }
         if self.checkpoint_dir is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tryon.api.fashion import GARMENT_TRANSFER_JOB, FashionService, OutfitSpec, garment_transfer_job
 from tryon.api.metrics import Metrics
-from tryon.api.ratelimit import RateLimiter
+from tryon.api.ratelimit import Limits, build_limits
 from tryon.api.records import save_outfit
 from tryon.api.retention import RetentionSweeper
 from tryon.config import Settings
@@ -61,6 +61,9 @@ def build_job_registry() -> JobRegistry:
     from tryon.api.routers.tryon import register_tryon_jobs  # Here: the router imports this module.
 
     register_tryon_jobs(registry)
+    from tryon.services.products import DEMO_IMPORT_JOB, demo_import_job
+
+    registry.register(DEMO_IMPORT_JOB, demo_import_job, max_attempts=2, description="import the demo shop")
     return registry
 
 
@@ -73,7 +76,7 @@ class Runtime:
     fashion: FashionService
     registry: JobRegistry
     queue: JobQueue
-    rate_limiter: RateLimiter
+    limits: Limits
     in_process_workers: int = 0
     schema_revision: str | None = None
     sweeper: RetentionSweeper | None = None
@@ -87,6 +90,12 @@ class Runtime:
         if workers > 0:
             self.queue.start_consumer(workers)
         self.in_process_workers = workers
+        if self.settings.demo_shop:
+            from tryon.services.products import start_demo_shop
+
+            start_demo_shop(
+                self.database, self.queue, folder=self.settings.demo_catalog, limit=self.settings.demo_catalog_size
+            )
         if self.settings.retention_sweep_minutes > 0:
             self.sweeper = RetentionSweeper(
                 self.database,
@@ -109,6 +118,15 @@ class Runtime:
         return {"jobs": {k: float(v) for k, v in jobs.items()}, "queue": {"pending": float(self.queue.pending())}}
 
 
+def _redis_client(settings: Settings) -> Any | None:
+    """A Redis client for the rate limits shared by replicas (None without TRYON_REDIS_URL)."""
+    if not settings.redis_url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+
 def build_runtime(settings: Settings, *, metrics: Metrics | None = None, worker_name: str | None = None) -> Runtime:
     """Build (not start) the runtime of a service process (`metrics`: the app's, if it has them)."""
     database = Database.from_settings(settings)
@@ -126,7 +144,7 @@ def build_runtime(settings: Settings, *, metrics: Metrics | None = None, worker_
         fashion=fashion,
         registry=registry,
         queue=queue,
-        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        limits=build_limits(settings, _redis_client(settings)),
     )
     metrics.add_state_reader(runtime.state_for_metrics)
     return runtime

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from tryon.api.fashion import MAX_SEED
+
+# Numbers in request bodies are strict: JSON `false` is not 0.0, nor "3" the integer 3 (the schema
+# says number / integer, and the server must not read more into a body than the schema allows).
+StrictNumber = Annotated[float, Field(strict=True)]
+StrictInteger = Annotated[int, Field(strict=True)]
+
+
+class ValidationProblem(BaseModel):
+    """One problem of a malformed request (pydantic's location, message and type)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+def exactly_one_of(*fields: str) -> list[JsonValue]:
+    """JSON schema `oneOf` alternatives: one of `fields` is a string, the others absent or null."""
+    alternatives: list[JsonValue] = []
+    for given in fields:
+        properties: dict[str, JsonValue] = {f: {"type": "string" if f == given else "null"} for f in fields}
+        alternatives.append({"required": [given], "properties": properties})
+    return alternatives
 
 
 class ErrorPublic(BaseModel):
@@ -15,6 +37,9 @@ class ErrorPublic(BaseModel):
 
     detail: str = Field(examples=["the upload is a text file, not an image: send a JPEG, PNG or WebP photo"])
     request_id: str | None = Field(None, description="Quote it when reporting a problem.")
+    errors: list[ValidationProblem] | None = Field(
+        None, description="A malformed request (400): each problem, for programs."
+    )
 
 
 # --- Sessions and keys --------------------------------------------------------------------------------
@@ -127,7 +152,10 @@ class OutfitCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"category": "Tshirts", "colour": "Black", "gender": "Men", "seed": 42, "truncation": 0.7}]
+            "examples": [
+                {"category": "tops", "colour": "black", "gender": "Men", "view": "on_model", "seed": 42,
+                 "truncation": 0.7}
+            ]
         },
     )
 
@@ -136,8 +164,8 @@ class OutfitCreate(BaseModel):
     gender: str | None = Field(None, max_length=100)
     view: str | None = Field(None, max_length=100)
     labels: dict[str, str] = Field(default_factory=dict, description="More labels by their schema name.")
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    truncation: float = Field(0.7, ge=0.0, le=1.5, description="1 = full variety, lower = closer to typical.")
+    seed: StrictInteger = Field(0, ge=0, le=MAX_SEED)
+    truncation: StrictNumber = Field(0.7, ge=0.0, le=1.5, description="1 = full variety, lower = closer to typical.")
 
 
 class OutfitPublic(BaseModel):
@@ -220,17 +248,19 @@ class TryOnEdits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     edit_id: str | None = Field(None, max_length=64, description="Start from this edit of the face (yours, made).")
-    strengths: dict[str, float] = Field(default_factory=dict, examples=[{"age": 10, "smile": 0.5}])
+    strengths: dict[str, StrictNumber] = Field(default_factory=dict, examples=[{"age": 10, "smile": 0.5}])
     instruction: str | None = Field(None, max_length=500, examples=["older, smiling"])
 
 
 class TryOnCreate(BaseModel):
-    """A face (projected) and one of an outfit, a catalog item or a garment (its on-model image)."""
+    """A face (projected) and one of an outfit, a catalog item, a garment (its on-model image) or a shop
+    product."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"face_id": "f_…", "outfit_id": "o_…", "edits": {"strengths": {"smile": 0.5}}}]
+            "examples": [{"face_id": "f_…", "outfit_id": "o_…", "edits": {"strengths": {"smile": 0.5}}}],
+            "oneOf": exactly_one_of("outfit_id", "catalog_id", "garment_id", "product_id"),
         },
     )
 
@@ -238,6 +268,15 @@ class TryOnCreate(BaseModel):
     outfit_id: str | None = Field(None, max_length=64)
     catalog_id: str | None = Field(None, max_length=64)
     garment_id: str | None = Field(None, max_length=64)
+    product_id: str | None = Field(
+        None,
+        max_length=64,
+        description="A shop product: on-model, the face goes onto its real photo; flat, the garment is first "
+        "put on a generated model (garment transfer). The result's `path` says which.",
+    )
+    gender: str | None = Field(
+        None, max_length=100, description="Flat products: the generated model's gender (default: the product's)."
+    )
     edits: TryOnEdits | None = None
 
 
@@ -250,6 +289,12 @@ class TryOnPublic(BaseModel):
     outfit_id: str | None = None
     catalog_id: str | None = None
     garment_id: str | None = None
+    product_id: str | None = None
+    path: Literal["photo", "garment_transfer", "generated"] = Field(
+        "generated",
+        description="photo: the face on a real product photo; garment_transfer: a flat product worn by a generated "
+        "model first; generated: a generated (or transferred garment's) model image.",
+    )
     edits: dict[str, Any] = Field(
         default_factory=dict, description="edit_id (if any), strengths (resolved when done), instruction"
     )
@@ -301,7 +346,11 @@ class CatalogCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"outfit_id": "0f3c...", "name": "Midnight tee"}]},
+        json_schema_extra={
+            "examples": [{"outfit_id": "0f3c...", "name": "Midnight tee"}],
+            # Exactly one of outfit_id / image_id (null counts as absent).
+            "oneOf": exactly_one_of("outfit_id", "image_id"),
+        },
     )
 
     outfit_id: str | None = Field(None, max_length=64)
@@ -332,13 +381,15 @@ class VariantsCreate(BaseModel):
 
     base: OutfitCreate
     mode: Literal["seeds", "truncation", "mix", "interpolate", "colour"]
-    seeds: list[int] | None = Field(None, max_length=64, description="seeds: the seeds (default: 4 after base's).")
-    truncations: list[float] | None = Field(None, max_length=64, description="truncation: the psis.")
+    seeds: list[StrictInteger] | None = Field(
+        None, max_length=64, description="seeds: the seeds (default: 4 after base's)."
+    )
+    truncations: list[StrictNumber] | None = Field(None, max_length=64, description="truncation: the psis.")
     other: OutfitCreate | None = Field(None, description="mix / interpolate: the second garment.")
     layers: Literal["coarse", "middle", "fine"] | list[Literal["coarse", "middle", "fine"]] = Field(
         "fine", description="mix: coarse = silhouette, middle, fine = colour / texture (one image per group)."
     )
-    steps: int = Field(5, ge=2, le=64, description="interpolate: images on the path, ends included.")
+    steps: StrictInteger = Field(5, ge=2, le=64, description="interpolate: images on the path, ends included.")
     colours: list[str] | None = Field(None, max_length=64, description="colour: the colours (default: all).")
 
 
@@ -411,7 +462,9 @@ class EditCreate(BaseModel):
                                         {"instruction": "a bit older, no glasses", "keep": ["gender"]}]},
     )
 
-    strengths: dict[str, float] = Field(default_factory=dict, max_length=32, examples=[{"age": 10, "smile": 0.5}])
+    strengths: dict[str, StrictNumber] = Field(
+        default_factory=dict, max_length=32, examples=[{"age": 10, "smile": 0.5}]
+    )
     instruction: str | None = Field(None, max_length=500, examples=["older, smiling, no glasses"])
     keep: list[str] = Field(default_factory=list, max_length=16, description="Attributes to keep fixed (e.g. gender).")
     mix: FaceMix | None = Field(None, examples=[{"face_id": "f_…", "groups": ["fine"]}])
@@ -432,7 +485,9 @@ class RegionBorrow(BaseModel):
 
     face_id: str = Field(max_length=64, description="The face the region comes from (yours, projected).")
     region: Literal["eyes", "mouth", "nose", "hair"]
-    steps: int = Field(100, ge=1, le=500, description="Optimisation steps (about 0.1 s each on one CPU core).")
+    steps: StrictInteger = Field(
+        100, ge=1, le=500, description="Optimisation steps (about 0.1 s each on one CPU core)."
+    )
 
 
 class CompositionCreate(RegionBorrow):
@@ -465,3 +520,32 @@ class EditPublic(BaseModel):
     error: str | None = None
     job: JobPublic | None = None
     created_at: dt.datetime
+
+
+# --- Shop products ------------------------------------------------------------------------------------
+
+
+class ProductPublic(BaseModel):
+    """A shop's real product. Every caller may read it and its images (the storefront lists it)."""
+
+    id: str
+    product_id: str = Field(description="The shop's own product id (the `id` attribute).", examples=["10057"])
+    name: str = Field(examples=["White Tshirts"])
+    attributes: dict[str, str] = Field(description="The shop's attributes, in the catalog's vocabulary.")
+    labels: dict[str, str] = Field(description="The fashion model's groups: articleGroup, colourGroup, gender, view.")
+    category: str
+    colour: str
+    gender: str
+    view: Literal["flat", "on_model"]
+    source: Literal["product"] = "product"
+    photo: ImagePublic = Field(description="The product's photo as imported (upright).")
+    image: ImagePublic = Field(description="The prepared image: pose-normalized model or centred flat, square.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ProductPage(BaseModel):
+    items: list[ProductPublic]
+    page: int
+    per_page: int
+    total: int

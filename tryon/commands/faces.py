@@ -51,7 +51,7 @@ def run_reproject(args: argparse.Namespace) -> int:
         if args.dry_run or not stale:
             return 0
         for face_id, owner_id in stale:
-            job, _ = runtime.queue.submit(owner_id=owner_id, kind=JOB_KIND, payload={"face_id": face_id})
+            job, _ = runtime.queue.submit(owner_id=owner_id, kind=JOB_KIND, payload={"face_id": face_id}, capped=False)
             with runtime.database.sessions.begin() as session:
                 row = repo.get_face(session, face_id=face_id, owner_id=owner_id)
                 if row is not None:

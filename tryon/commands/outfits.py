@@ -30,6 +30,10 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", default=None, metavar="DIR", help="fashion checkpoint (default: the shipped one)"
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"],
+        help="rendering precision: auto = bf16 on CPUs with bf16 instructions, fp32 elsewhere (default auto)",
+    )
 
 
 def _add_label_args(parser: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
@@ -116,7 +120,7 @@ def _pipeline(args: argparse.Namespace) -> FashionPipeline:
     from tryon.commands.generate import _device
     from tryon.fashion import FashionPipeline
 
-    return FashionPipeline.from_checkpoint(args.checkpoint, device=_device(args.device))
+    return FashionPipeline.from_checkpoint(args.checkpoint, device=_device(args.device), precision=args.precision)
 
 
 def _named_labels(items: list[str], flag: str) -> dict[str, str]:

@@ -94,7 +94,7 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,
         log_config=uvicorn_log_config(level, args.log_format),
-        proxy_headers=True,
+        proxy_headers=False,  # Our own client_address trusts only TRYON_TRUSTED_PROXIES.
     )
     if args.workers == 1:  # Then the in-process job workers ran in this process.
         from tryon.jobs.queue import exit_now_if_jobs_linger

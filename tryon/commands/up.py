@@ -178,7 +178,7 @@ class _ApiThread(threading.Thread):
             port=port,
             access_log=False,
             log_config=log_config,
-            proxy_headers=True,
+            proxy_headers=False,  # Our own client_address trusts only TRYON_TRUSTED_PROXIES.
         )
         self.server = uvicorn.Server(config)
         self.error: BaseException | None = None
@@ -212,6 +212,10 @@ def run_up(args: argparse.Namespace) -> int:
     from tryon.commands.serve import uvicorn_log_config
     from tryon.config import get_settings
 
+    # The demo shop is on for `tryon up` (TRYON_DEMO_SHOP=false turns it off): the API's factory
+    # reads the settings again, with it.
+    os.environ.setdefault("TRYON_DEMO_SHOP", "true")
+    get_settings.cache_clear()
     settings = get_settings()
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
@@ -230,6 +234,9 @@ def run_up(args: argparse.Namespace) -> int:
     ui: subprocess.Popen[bytes] | None = None
     try:
         print(f"tryon: starting the API (data in {settings.data_dir.resolve()}) …", flush=True)
+        if settings.demo_shop and (settings.demo_catalog / "styles.csv").is_file():
+            print(f"tryon: demo shop: with no products yet, {settings.demo_catalog_size} are imported from "
+                  f"{settings.demo_catalog} in the background (TRYON_DEMO_SHOP=false: none)", flush=True)
         api.start()
         wait_until_healthy(f"{api_url}/health", alive=lambda: api.is_alive() and not stop.is_set())
         env = {**os.environ, "TRYON_UI_API_URL": api_url, "PYTHONUNBUFFERED": "1"}

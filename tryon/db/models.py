@@ -11,6 +11,7 @@ Who owns what:
             ├─ outfits                   generated outfit images (labels, seed, truncation)
             ├─ garments                  uploaded garment photos (garment transfer)
             ├─ catalog_items             the shared catalog (generated on first use, or saved by designers)
+            ├─ products                  a shop's real products (photo + prepared image + labels), by shop id
             └─ jobs                      slow work: status, progress, result, error, retries
 
 Deleting a face deletes (ON DELETE CASCADE, and explicitly in `repositories.delete_face`) its
@@ -341,6 +342,8 @@ class TryOn(Base):
     catalog_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("catalog_items.id", ondelete="SET NULL")
     )
+    # Since 0004: the shop product tried on, when the request named one.
+    product_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("products.id", ondelete="SET NULL"))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -397,3 +400,40 @@ class CatalogFill(Base):
     items: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shop products (since 0004).
+
+
+class Product(Base):
+    """A shop's real product: its photo, the prepared (normalized) image, its attributes and labels.
+
+    Owned by the shop (the owner of the API key that imported it) and unique per shop by the shop's
+    own product id (`shop_product_id`): importing the same id again updates this row. Every caller
+    may list products and read their images (the storefront shows them). The friendly label fields
+    (category, colour, gender, view) are copied out of `labels` for plain-SQL filters, as on
+    catalog_items.
+    """
+
+    __tablename__ = "products"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "shop_product_id"),
+        CheckConstraint("view IN ('flat', 'on_model')", name="view"),
+    )
+
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner_fk()
+    shop_product_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    attributes: Mapped[dict[str, Any]]  # The shop's values, in the catalog's vocabulary (articleType, ...).
+    labels: Mapped[dict[str, Any]]      # The fashion model's groups: articleGroup, colourGroup, gender, view.
+    category: Mapped[str] = mapped_column(String(100), index=True)
+    colour: Mapped[str] = mapped_column(String(100), index=True)
+    gender: Mapped[str] = mapped_column(String(100), index=True)
+    view: Mapped[str] = mapped_column(String(16), index=True)
+    photo_image_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("images.id"))  # As uploaded (upright).
+    image_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("images.id"))        # Prepared, square.
+    prep: Mapped[dict[str, Any]]        # What the preparation measured (frame, transform, landmarks).
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -37,13 +37,14 @@ from tryon.db.models import (
     Outfit,
     Owner,
     OwnerKind,
+    Product,
     Scope,
     SessionToken,
     TryOn,
     new_id,
     utcnow,
 )
-from tryon.errors import TryonError
+from tryon.errors import TooManyRequestsError, TryonError
 
 OwnedT = TypeVar("OwnedT", bound=Base)
 
@@ -282,7 +283,7 @@ def purge_blob_files(session: Session, *, blobs: BlobStore, shas: Iterable[str])
 
 # Tables holding an owner's rows, children before the rows they refer to.
 OWNED_TABLES: tuple[type[Base], ...] = (
-    TryOn, Edit, Garment, CatalogItem, CatalogFill, Outfit, Image, Face, Job, SessionToken, ApiKey,
+    TryOn, Edit, Garment, CatalogItem, CatalogFill, Product, Outfit, Image, Face, Job, SessionToken, ApiKey,
 )
 
 
@@ -482,8 +483,13 @@ def create_job(
     max_attempts: int,
     idempotency_key: str | None = None,
     identity: dict[str, Any] | None = None,
+    max_active: int | None = None,
 ) -> tuple[Job, bool]:
     """Queue a job. Returns (job, created).
+
+    With `max_active`, TooManyJobsError when the owner already has that many queued or running
+    jobs (an idempotent replay of an earlier job is still answered). Concurrent submissions of one
+    owner are serialised by a write to the owner's row first, so the cap holds under a burst.
 
     With an idempotency key, the owner's earlier job with that key is returned (created False) when
     the request is the same, and IdempotencyConflictError is raised when it differs. "The same" compares
@@ -493,10 +499,14 @@ def create_job(
     winner's job returned, so create keyed jobs before any other write of the transaction.
     """
     fingerprint = request_fingerprint(kind, payload if identity is None else identity)
+    if max_active is not None:
+        lock_owner(session, owner_id=owner_id)
     if idempotency_key is not None:
         existing = find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
         if existing is not None:
             return _same_request(existing, fingerprint, idempotency_key), False
+    if max_active is not None:
+        check_active_jobs(session, owner_id=owner_id, max_active=max_active)
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -526,6 +536,38 @@ def create_job(
     return job, True
 
 
+class TooManyJobsError(TooManyRequestsError):
+    """The owner has as many queued or running jobs as it may have at once."""
+
+
+ACTIVE_JOBS_RETRY_AFTER_S = 10          # What a refused caller is told to wait (jobs take seconds to minutes).
+
+
+def lock_owner(session: Session, *, owner_id: str) -> None:
+    """Write to the owner's row so that, until this transaction ends, the owner's other writers
+    wait: a row lock on PostgreSQL, the database's write lock on SQLite."""
+    session.execute(
+        update(Owner).where(Owner.id == owner_id).values(kind=Owner.kind).execution_options(synchronize_session=False)
+    )
+
+
+def count_active_jobs(session: Session, *, owner_id: str) -> int:
+    """The owner's queued and running jobs."""
+    active = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    return int(session.scalar(select(func.count()).where(Job.owner_id == owner_id, Job.status.in_(active))) or 0)
+
+
+def check_active_jobs(session: Session, *, owner_id: str, max_active: int) -> None:
+    """TooManyJobsError when the owner has `max_active` queued or running jobs already."""
+    active = count_active_jobs(session, owner_id=owner_id)
+    if active >= max_active:
+        raise TooManyJobsError(
+            f"too many jobs at once: you have {active} queued or running, and at most {max_active} may be; "
+            f"wait for one to finish (GET /v1/jobs/{{id}}) and try again",
+            retry_after=ACTIVE_JOBS_RETRY_AFTER_S,
+        )
+
+
 def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
 
@@ -552,14 +594,23 @@ def get_job(session: Session, *, job_id: str, owner_id: str | None = None) -> Jo
     return session.scalar(query)
 
 
-def claim_job(session: Session, *, job_id: str, lease_seconds: float, now: dt.datetime | None = None) -> str | None:
+def claim_job(
+    session: Session,
+    *,
+    job_id: str,
+    lease_seconds: float,
+    token: str | None = None,
+    now: dt.datetime | None = None,
+) -> str | None:
     """Take a queued job: running, one more attempt, a fresh claim token and a lease.
 
+    token: the claim token to use (32 characters; workers use `tryon.jobs.claims.new_claim_token`,
+        which names their host and pid); default a random one.
     Returns the claim token, or None when the job is not queued (already taken, finished, or
     out of attempts). Safe against concurrent workers: one conditional UPDATE decides.
     """
     now = now or utcnow()
-    token = new_id()
+    token = token or new_id()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value, Job.attempts < Job.max_attempts)
@@ -661,17 +712,32 @@ def fail_job(
     return status.value if _rowcount(outcome) == 1 else None
 
 
-def requeue_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> tuple[list[str], list[str]]:
-    """Jobs whose worker died (running, lease expired): queue them again, or fail those out of tries.
+def running_claim_tokens(session: Session, *, prefix: str) -> list[str]:
+    """Claim tokens of the running jobs whose token starts with `prefix` (hex: no LIKE wildcards)."""
+    return [
+        token
+        for token in session.scalars(
+            select(Job.claim_token).where(Job.status == JobStatus.RUNNING.value, Job.claim_token.startswith(prefix))
+        )
+        if token is not None
+    ]
+
+
+def requeue_stale_jobs(
+    session: Session, *, dead_claims: Iterable[str] = (), now: dt.datetime | None = None
+) -> tuple[list[str], list[str]]:
+    """Jobs whose worker died: running with an expired lease, or held by one of `dead_claims` (claim
+    tokens of processes known to be gone). Queue them again, or fail those out of tries.
 
     Returns (requeued ids, failed ids). Safe to run from every worker at once.
     """
     now = now or utcnow()
-    stale = session.execute(
-        select(Job.id, Job.claim_token, Job.attempts, Job.max_attempts).where(
-            Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now
-        )
-    ).all()
+    gone = Job.lease_expires_at < now
+    dead = list(dead_claims)
+    if dead:
+        gone = or_(gone, Job.claim_token.in_(dead))
+    columns = (Job.id, Job.claim_token, Job.attempts, Job.max_attempts)
+    stale = session.execute(select(*columns).where(Job.status == JobStatus.RUNNING.value, gone)).all()
     requeued: list[str] = []
     failed: list[str] = []
     for job_id, token, attempts, max_attempts in stale:
@@ -724,6 +790,7 @@ def create_tryon(
     outfit_id: str | None = None,
     garment_id: str | None = None,
     catalog_id: str | None = None,
+    product_id: str | None = None,
     edits: dict[str, Any] | None = None,
 ) -> TryOn:
     """A try-on row (its image comes later, from the `tryon.render` job)."""
@@ -734,6 +801,7 @@ def create_tryon(
         outfit_id=outfit_id,
         garment_id=garment_id,
         catalog_id=catalog_id,
+        product_id=product_id,
         edits=dict(edits or {}),
         created_at=utcnow(),
     )
@@ -994,3 +1062,133 @@ def list_edits(session: Session, *, face_id: str, owner_id: str) -> Sequence[Edi
     return session.scalars(
         select(Edit).where(Edit.face_id == face_id, Edit.owner_id == owner_id).order_by(Edit.created_at, Edit.id)
     ).all()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shop products (since 0004).
+
+
+def find_product(session: Session, *, owner_id: str, shop_product_id: str) -> Product | None:
+    """The shop's product by the shop's own id (locked for update on PostgreSQL: an import replaces it)."""
+    return session.scalar(
+        select(Product)
+        .where(Product.owner_id == owner_id, Product.shop_product_id == shop_product_id)
+        .with_for_update()
+    )
+
+
+def upsert_product(
+    session: Session,
+    *,
+    owner_id: str,
+    shop_product_id: str,
+    name: str,
+    attributes: dict[str, Any],
+    labels: dict[str, str],
+    fields: dict[str, str],
+    photo_image_id: str,
+    image_id: str,
+    prep: dict[str, Any],
+) -> tuple[Product, bool, list[str]]:
+    """Insert the shop's product, or update the row with the same (owner, shop product id).
+
+    Returns (row, created, dropped blob digests): the images an update replaces are deleted, and the
+    digests of blobs nobody refers to any more are for `purge_blob_files` after the commit. A
+    concurrent first insert of the same id raises IntegrityError (the caller retries: it then updates).
+    """
+    now = utcnow()
+    values = {
+        "name": name,
+        "attributes": dict(attributes),
+        "labels": dict(labels),
+        "category": fields["category"],
+        "colour": fields["colour"],
+        "gender": fields["gender"],
+        "view": fields["view"],
+        "photo_image_id": photo_image_id,
+        "image_id": image_id,
+        "prep": dict(prep),
+        "updated_at": now,
+    }
+    row = find_product(session, owner_id=owner_id, shop_product_id=shop_product_id)
+    if row is None:
+        row = Product(id=new_id(), owner_id=owner_id, shop_product_id=shop_product_id, created_at=now, **values)
+        session.add(row)
+        session.flush()
+        return row, True, []
+    old_images = {row.photo_image_id, row.image_id} - {photo_image_id, image_id}
+    for key, value in values.items():
+        setattr(row, key, value)
+    session.flush()
+    return row, False, _delete_images(session, image_ids=old_images)
+
+
+def _delete_images(session: Session, *, image_ids: Iterable[str]) -> list[str]:
+    """Delete image rows; returns the digests of blobs nobody refers to any more."""
+    ids = list(image_ids)
+    if not ids:
+        return []
+    shas = set(session.scalars(select(Image.blob_sha256).where(Image.id.in_(ids))))
+    session.execute(delete(Image).where(Image.id.in_(ids)))
+    return drop_unreferenced_blobs(session, shas=shas)
+
+
+def get_product(session: Session, *, product_id: str, owner_id: str | None = None) -> Product | None:
+    """A product by our id; `owner_id` limits it to that shop's (None: products are public)."""
+    conditions = [Product.id == product_id]
+    if owner_id is not None:
+        conditions.append(Product.owner_id == owner_id)
+    return session.scalar(select(Product).where(*conditions))
+
+
+def list_products(
+    session: Session,
+    *,
+    owner_id: str | None = None,
+    category: str | None = None,
+    colour: str | None = None,
+    gender: str | None = None,
+    view: str | None = None,
+    offset: int = 0,
+    limit: int = 24,
+) -> tuple[Sequence[Product], int]:
+    """Products matching the filters (case-insensitive), the shop's own when `owner_id` is given,
+    newest import first. Returns (page, total)."""
+    conditions = []
+    if owner_id is not None:
+        conditions.append(Product.owner_id == owner_id)
+    for column, value in (
+        (Product.category, category),
+        (Product.colour, colour),
+        (Product.gender, gender),
+        (Product.view, view),
+    ):
+        if value is not None:
+            conditions.append(func.lower(column) == value.lower())
+    total = int(session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0)
+    rows = session.scalars(
+        select(Product)
+        .where(*conditions)
+        .order_by(Product.created_at.desc(), Product.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return rows, total
+
+
+def count_products(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Product)) or 0)
+
+
+def delete_product(session: Session, *, product_id: str, owner_id: str) -> list[str] | None:
+    """Delete the shop's product and its two images. Returns the digests of blobs nobody refers to
+    any more (for `purge_blob_files` after the commit), or None when the shop has no such product.
+    Try-ons of it keep their images (their `product_id` becomes NULL)."""
+    row = get_product(session, product_id=product_id, owner_id=owner_id)
+    if row is None:
+        return None
+    images = {row.photo_image_id, row.image_id}
+    session.execute(update(TryOn).where(TryOn.product_id == row.id).values(product_id=None))
+    session.delete(row)
+    session.flush()
+    return _delete_images(session, image_ids=images)

@@ -105,6 +105,7 @@ class FashionPipeline:
         ops_impl: str = "auto",                 # tryon.ops implementation ("auto", "cpp", "cuda", "ref").
         features_dir: Path | None = None,       # Domain classifier; None = fashion_features beside the checkpoint.
         distribution: LabelDistribution | None = None,  # Its training data's label combinations, if recorded.
+        precision: str = "fp32",                # Of rendering: "fp32", "bf16" or "auto" (see `resolve_precision`).
     ) -> None:
         if schema is not None and schema.dim != int(G.c_dim):
             raise CheckpointError(
@@ -118,6 +119,9 @@ class FashionPipeline:
         self.ops_impl = ops_impl
         self.features_dir = features_dir
         self.distribution = distribution
+        from tryon.nn import resolve_precision
+
+        self.precision = resolve_precision(precision, self.device)
         self._D: Discriminator | None = None
         self._classifier: FeatureNet | None = None
         self._lock = threading.Lock()
@@ -130,6 +134,7 @@ class FashionPipeline:
         device: str | torch.device = "cpu",
         ops_impl: str = "auto",
         features_dir: str | Path | None = None,  # Domain classifier; None = tryon/assets/fashion_features.
+        precision: str = "fp32",                 # Of rendering (see `resolve_precision`).
     ) -> FashionPipeline:
         """Load the G_ema of a checkpoint (strict). Raises CheckpointError with the reason."""
         from tryon.checkpoint import CONFIG_FILE, load_checkpoint
@@ -152,6 +157,7 @@ class FashionPipeline:
             ops_impl=ops_impl,
             features_dir=Path(features_dir) if features_dir is not None else None,
             distribution=recorded_distribution(path, ckpt.training) if schema is not None else None,
+            precision=precision,
         )
 
     # --- Shape ----------------------------------------------------------------------------------------
@@ -313,13 +319,18 @@ class FashionPipeline:
         with use_impl(self.ops_impl):
             return G.mapping(z, c).mean(dim=0)
 
-    def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
+    def synthesize(self, ws: torch.Tensor, half_dtype: torch.dtype | None = None) -> torch.Tensor:
         """W+ [N, num_ws, w_dim] -> images float [N, 3, res, res] in about [-1, 1] (const noise).
-        Differentiable (no torch.no_grad here)."""
+        Differentiable (no torch.no_grad here). half_dtype: of the G's fp16 blocks (None = NVlabs')."""
         from tryon.ops import use_impl
 
-        with use_impl(self.ops_impl):
-            return self.G.synthesis(ws.to(self.device), noise_mode="const")
+        impl = self.ops_impl
+        if half_dtype is torch.bfloat16 and impl == "auto" and self.device.type == "cpu":
+            # The compiled CPU ops run bf16 through fp32 copies: at batch 8, bf16 with `ref` ops renders
+            # 1.94x as fast as fp32, with `auto` (compiled bias_act, upfirdn2d) 1.71x (bench_precision.py).
+            impl = "ref"
+        with use_impl(impl):
+            return self.G.synthesis(ws.to(self.device), noise_mode="const", half_dtype=half_dtype)
 
     @torch.no_grad()
     def render(self, ws: torch.Tensor | np.ndarray) -> list[np.ndarray]:
@@ -329,7 +340,8 @@ class FashionPipeline:
         t = torch.as_tensor(np.asarray(ws) if isinstance(ws, np.ndarray) else ws, dtype=torch.float32)
         if t.ndim == 2:
             t = t[None]
-        return list(to_uint8(self.synthesize(t)))
+        half = torch.bfloat16 if self.precision == "bf16" else None
+        return list(to_uint8(self.synthesize(t, half_dtype=half)))
 
     def generate_specs(self, specs: Sequence[OutfitSpec]) -> tuple[torch.Tensor, list[np.ndarray]]:
         """One forward pass for all `specs` -> (ws [N, num_ws, w_dim], uint8 images [H, W, 3])."""

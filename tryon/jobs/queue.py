@@ -6,7 +6,8 @@
   GPU), and API replicas only enqueue.
 
 Every consumer also runs a reaper: at start and every half lease it requeues the jobs of dead
-workers (`JobRunner.recover`), and at start it re-enqueues every queued job so that nothing the
+workers (`JobRunner.recover`: leases that expired, and at once the claims of processes of this host
+that are gone, see `tryon.jobs.claims`), and at start it re-enqueues every queued job so that nothing the
 queue lost stays queued forever (a duplicate delivery is harmless: only one claim succeeds).
 
 Queue messages are JSON (`JsonSerializer`), never pickles: whoever can write to Redis cannot make a
@@ -135,10 +136,13 @@ class JobQueue:
         payload: dict[str, Any],
         idempotency_key: str | None = None,
         identity: dict[str, Any] | None = None,
+        capped: bool = True,
     ) -> tuple[Job, bool]:
         """Record a job (committed) and queue it. Returns (job, created); with an idempotency key an
         earlier identical request returns its job (see `repositories.create_job`).
 
+        capped: refuse with `repositories.TooManyJobsError` (429) when the owner already has
+            `settings.max_active_jobs_per_caller` jobs queued or running (False: an operator's batch).
         Raises KeyError for a kind this process does not know.
         """
         if kind not in self.registry:
@@ -153,6 +157,7 @@ class JobQueue:
                 max_attempts=max_attempts,
                 idempotency_key=idempotency_key,
                 identity=identity,
+                max_active=self.max_active if capped else None,
             )
         if created:
             try:
@@ -160,6 +165,19 @@ class JobQueue:
             except Exception:           # The row is committed: the next consumer start enqueues it again.
                 log.exception("job %s: recorded but could not be queued now", job.id)
         return job, created
+
+    @property
+    def max_active(self) -> int | None:
+        """Queued + running jobs a caller may have at once (None: no cap)."""
+        return self.env.settings.max_active_jobs_per_caller or None
+
+    def check_room(self, owner_id: str) -> None:
+        """TooManyJobsError (429) when `owner_id` may not queue another job now. Routes call it
+        before their work, so that a refused request costs little; `submit` checks again, atomically."""
+        if self.max_active is None:
+            return
+        with self.env.database.sessions() as session:
+            repo.check_active_jobs(session, owner_id=owner_id, max_active=self.max_active)
 
     def pending(self) -> int:
         """Messages waiting in the queue (not jobs: see the jobs table for those)."""

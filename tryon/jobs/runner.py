@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from tryon.db import repositories as repo
 from tryon.errors import TryonError
+from tryon.jobs.claims import claimant_pid, claims_of_dead_processes, host_fingerprint, new_claim_token
 from tryon.jobs.registry import JobContext, JobEnv, JobLostError, JobRegistry
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class JobRunner:
                     ", ".join(self.registry.kinds()),
                 )
                 return None
-            token = repo.claim_job(session, job_id=job_id, lease_seconds=self.lease_seconds)
+            token = repo.claim_job(session, job_id=job_id, lease_seconds=self.lease_seconds, token=new_claim_token())
             if token is None:
                 return None
             session.refresh(job)
@@ -133,10 +134,14 @@ class JobRunner:
         return status
 
     def recover(self) -> tuple[list[str], list[str]]:
-        """Requeue the jobs of dead workers (expired leases); fail those out of tries.
+        """Requeue the jobs of dead workers (expired leases, or claimed by a process of this host
+        that is gone: no need to wait for its lease); fail those out of tries.
         Returns (requeued ids, failed ids)."""
         with self.env.database.sessions.begin() as session:
-            requeued, failed = repo.requeue_stale_jobs(session)
+            dead = claims_of_dead_processes(repo.running_claim_tokens(session, prefix=host_fingerprint()))
+            for token in dead:
+                log.warning("job claim %s…: its process (pid %s on this host) is gone", token[:12], claimant_pid(token))
+            requeued, failed = repo.requeue_stale_jobs(session, dead_claims=dead)
         for job_id in requeued:
             log.warning("job %s: its worker stopped responding; queued again", job_id)
             self.enqueue(job_id)

@@ -1,6 +1,6 @@
 """StyleGAN2 networks (NVlabs stylegan2-ada-pytorch compatible names and math)."""
 
-from tryon.nn.misc import cpu_supports_bf16
+from tryon.nn.misc import PRECISIONS, cpu_supports_bf16, resolve_precision
 from tryon.nn.networks import (
     Conv2dLayer,
     Discriminator,
@@ -19,6 +19,7 @@ from tryon.nn.networks import (
 )
 
 __all__ = [
+    "PRECISIONS",
     "Conv2dLayer",
     "Discriminator",
     "DiscriminatorBlock",
@@ -34,4 +35,5 @@ __all__ = [
     "block_dtype",
     "cpu_supports_bf16",
     "modulated_conv2d",
+    "resolve_precision",
 ]

@@ -36,3 +36,21 @@ def cpu_supports_bf16() -> bool:
             flags = set(line.split(":", 1)[-1].split())
             return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
     return False
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """A rendering precision ("auto", "fp32", "bf16") -> the one used on `device`: "fp32" or "bf16".
+
+    "bf16" runs a generator's fp16 blocks (its `num_fp16_res` highest resolutions) in bfloat16, the
+    mapping, styles, demodulation and ToRGB sum staying fp32 (`tryon.nn.networks.block_dtype`); "fp32"
+    is NVlabs' precision (fp32 on a CPU, fp16 blocks on CUDA). "auto" is "bf16" on a CPU with bf16
+    instructions and "fp32" elsewhere (on CUDA NVlabs' fp16 is already the fast path).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.device(device).type == "cpu" and cpu_supports_bf16() else "fp32"

@@ -431,6 +431,13 @@ def render_borrow(client: ApiClient, face: dict[str, Any]) -> None:
     st.rerun()  # Shows the before / after of the edits section.
 
 
+# How a shop product was tried on (TryOnPublic.path).
+PATH_NOTES = {
+    "photo": "Your face on the product's real photo.",
+    "garment_transfer": "A product photographed flat: it was put on a generated model first, then your face.",
+}
+
+
 def chosen_item(client: ApiClient) -> dict[str, Any] | None:
     """The outfit picked in the Shop; without one, the shopper can have one generated here."""
     item: dict[str, Any] | None = st.session_state.get("chosen_item")
@@ -468,6 +475,7 @@ def run_tryon(client: ApiClient, face: dict[str, Any], item: dict[str, Any]) -> 
     box = (stored.get("metrics") or {}).get("face_box")
     st.session_state["tryon_result"] = {
         "image": image, "item": item, "face_id": face["id"], "id": tryon["id"], "face_box": box,
+        "path": tryon.get("path"),
     }
 
 
@@ -526,6 +534,8 @@ def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
             show_image(client, result["item"].get("image"), DETAIL_IMAGE_PX, "the outfit")
         with whole:
             show_image(client, result["image"], DETAIL_IMAGE_PX, "you in the outfit")
+        if result.get("path") in PATH_NOTES:
+            st.caption(PATH_NOTES[str(result["path"])])
         st.download_button(
             "Download my try-on",
             data=for_display(data, 512),

@@ -201,6 +201,7 @@ def create_composition(
         return JSONResponse(_edit_public(session, earlier).model_dump(mode="json"), status_code=200)
     if body.face_id == face_id:
         raise ApiError(400, "a composition takes a region of another face: face_id names the face itself")
+    runtime.queue.check_room(principal.owner_id)  # 429 before any work when enough jobs are running.
     face = projected_face(session, face_id, principal.owner_id)
     projected_face(session, body.face_id, principal.owner_id)
     params: dict[str, Any] = {"compose": body.model_dump(mode="json", exclude={"base_edit_id"})}

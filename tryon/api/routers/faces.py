@@ -75,6 +75,10 @@ def _describe_unsupported(data: bytes) -> str:
         return "not an image we can read"
 
 
+# The schema says an upload is not empty (read_upload answers an empty one with 400).
+NON_EMPTY_FILE: dict[str, Any] = {"minLength": 1}
+
+
 def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     """The uploaded file's bytes, refusing more than `max_bytes` (413) and empty files (400)."""
     data = upload.file.read(max_bytes + 1)
@@ -172,7 +176,9 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     },
 )
 def upload_face(
-    file: Annotated[UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.")],
+    file: Annotated[
+        UploadFile, File(description="A photo with a face: JPEG, PNG or WebP.", json_schema_extra=NON_EMPTY_FILE)
+    ],
     principal: ShopperDep,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -202,6 +208,8 @@ def upload_face(
         response.status_code = status.HTTP_200_OK
         return _face_public(session, earlier)
     session.rollback()
+    if project:
+        runtime.queue.check_room(principal.owner_id)  # 429 before any work when enough jobs are running.
 
     # A photo without a face is refused on a cheap preview (a blank 7000x5700 JPEG took 3.4 s to refuse
     # when it was decoded in full first); the alignment then uses the full photo.
@@ -277,13 +285,13 @@ def chosen_face(faces: list[AlignedFace], face: int | None, *, photo_size: tuple
         ).model_dump()
         for i, f in enumerate(faces)
     ]
-    extra = {"faces": found, "photo_width": photo_size[0], "photo_height": photo_size[1]}
+    extra: dict[str, Any] = {"faces": found, "photo_width": photo_size[0], "photo_height": photo_size[1]}
     if face is None:
         detail = (f"{len(faces)} faces were found in the photo: say which one is you (send the photo again with "
                   f"`face` = its index, 0 = the largest), or upload a photo that shows only you")
     else:
         detail = f"face {face} was asked for, but the photo shows {len(faces)} (indices 0 to {len(faces) - 1})"
-    raise ApiError(422, detail, extra=extra)
+    raise ApiError(422, detail, **extra)
 
 
 @router.get("/faces", response_model=list[FacePublic], responses=error_docs(401, 403))

@@ -1,10 +1,11 @@
 """POST /v1/garments (a garment photo -> a `garment.transfer` job), GET /v1/garments/{id}.
 
-The upload goes through the same checks as face photos (size 413, empty 400, signature 415, pixel
-count 413, decode 400; EXIF applied, metadata dropped). A photo without a garment (one flat
-colour) is 422. The job frames the photo like the training flats, projects it into the fashion G
-and puts its middle / fine layers on a generated model (`tryon.fashion.transfer`); poll the job
-or `GET /v1/garments/{id}` until status is "transferred".
+Uploading needs the `designer` scope (a transfer is up to 500 optimisation steps of CPU or GPU time);
+reading one's garments needs `shop`. The upload goes through the same checks as face photos (size
+413, empty 400, signature 415, pixel count 413, decode 400; EXIF applied, metadata dropped). A photo
+without a garment (one flat colour) is 422. The job frames the photo like the training flats,
+projects it into the fashion G and puts its middle / fine layers on a generated model
+(`tryon.fashion.transfer`); poll the job or `GET /v1/garments/{id}` until status is "transferred".
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
+from tryon.api.deps import DesignerDep, RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.fashion import GARMENT_TRANSFER_JOB, TRANSFER_STEPS
 from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
-from tryon.api.routers.faces import decode_upload, read_upload
+from tryon.api.routers.faces import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import GarmentPublic, image_public, job_public
 from tryon.db import repositories as repo
@@ -76,8 +78,9 @@ def garment_public(session: Session, garment: Garment) -> GarmentPublic:
     },
 )
 async def upload_garment(
-    file: Annotated[UploadFile, File(description="A product photo of one garment: JPEG, PNG or WebP.")],
-    principal: ShopperDep,
+    file: Annotated[UploadFile, File(description="A product photo of one garment: JPEG, PNG or WebP.",
+                                     json_schema_extra=NON_EMPTY_FILE)],
+    principal: DesignerDep,
     runtime: RuntimeDep,
     response: Response,
     gender: Annotated[str | None, Form(max_length=100, description="The model's gender (default: read)")] = None,
@@ -85,7 +88,8 @@ async def upload_garment(
     steps: Annotated[int, Form(ge=1, le=MAX_SERVICE_STEPS, description="Projection steps")] = TRANSFER_STEPS,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> GarmentPublic:
-    """Upload a garment photo; a job puts the garment on a generated model."""
+    """Upload a garment photo; a job puts the garment on a generated model (designer scope: the job
+    runs up to 500 optimisation steps)."""
     return await run_in_threadpool(
         _upload, runtime, principal.owner_id, file, gender, seed, steps, idempotency_key, response
     )
@@ -111,6 +115,7 @@ def _upload(
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
             return garment_public(session, earlier)
+    runtime.queue.check_room(owner_id)  # 429 before any work when the caller has enough jobs running.
     pipeline = runtime.fashion.pipeline()  # 503 without a model, before anything is stored.
     if gender is not None:
         gender = pipeline.resolve_labels(gender=gender)[pipeline.column_for("gender")]  # 400 lists the genders.
@@ -123,13 +128,19 @@ def _upload(
         stored = save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind="garment_photo")
         garment_id = repo.create_garment(session, owner_id=owner_id, photo_image_id=stored.id).id
     payload = {"garment_id": garment_id, "gender": gender, "seed": seed, "steps": steps}
-    job, _ = runtime.queue.submit(
-        owner_id=owner_id,
-        kind=GARMENT_TRANSFER_JOB,
-        payload=payload,
-        idempotency_key=idempotency_key,
-        identity=identity,
-    )
+    try:
+        job, _ = runtime.queue.submit(
+            owner_id=owner_id,
+            kind=GARMENT_TRANSFER_JOB,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            identity=identity,
+        )
+    except repo.TooManyJobsError:
+        # Lost a race with the caller's other uploads: no garment without a job is left behind.
+        with runtime.database.sessions.begin() as session:
+            session.execute(delete(Garment).where(Garment.id == garment_id))
+        raise
     with runtime.database.sessions.begin() as session:
         garment = repo.get_garment(session, garment_id=garment_id, owner_id=owner_id)
         assert garment is not None

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from tryon import __version__
-from tryon.api.deps import OptionalPrincipalDep, RuntimeDep
+from tryon.api.deps import OPTIONAL_AUTH_OPENAPI, OptionalPrincipalDep, RuntimeDep
 from tryon.api.metrics import CONTENT_TYPE
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import ErrorPublic, HealthPublic
@@ -67,6 +67,7 @@ def _health(runtime: Runtime) -> tuple[HealthPublic, bool]:
         401: {"model": ErrorPublic, "description": "Credentials were sent and are invalid"},
         503: {"model": HealthPublic, "description": "The database or the queue is down"},
     },
+    openapi_extra=OPTIONAL_AUTH_OPENAPI,
 )
 async def health(runtime: RuntimeDep, principal: OptionalPrincipalDep) -> JSONResponse:
     """200 when the database and queue work, else 503, with `{"status"}`. With an `admin` key also the

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
-from tryon.api.deps import AdminDep, RuntimeDep, SessionDep, ShopperDep
+from tryon.api.deps import AdminDep, ClientAddressDep, RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.retention import delete_owner_data
 from tryon.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, SessionPublic
@@ -18,11 +18,11 @@ router = APIRouter(prefix="/v1", tags=["auth"])
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionPublic, responses=error_docs(429))
-def create_session(request: Request, runtime: RuntimeDep, session: SessionDep) -> SessionPublic:
+def create_session(address: ClientAddressDep, runtime: RuntimeDep, session: SessionDep) -> SessionPublic:
     """Start an anonymous shopper session. Send the token as `Authorization: Bearer <token>`; the
-    session owns what it uploads, and nobody else can see or delete it."""
-    client = request.client.host if request.client else "unknown"
-    runtime.rate_limiter.check(f"ip:{client}")
+    session owns what it uploads, and nobody else can see or delete it. New sessions are limited per
+    client address (`TRYON_SESSIONS_PER_ADDRESS_PER_MINUTE`)."""
+    runtime.limits.sessions_per_address.check(address)
     row, token = repo.create_session_token(session, ttl=dt.timedelta(hours=runtime.settings.session_ttl_hours))
     session.commit()
     return SessionPublic(token=token, owner_id=row.owner_id, expires_at=row.expires_at)

@@ -32,6 +32,7 @@ from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
 from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
+from tryon.api.runtime import Runtime
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, Image, TryOn
@@ -65,10 +66,24 @@ def _check_on_model(labels: dict[str, Any] | None, what: str) -> None:
 
 def _resolve_model_image(session: Session, owner_id: str, body: TryOnCreate) -> tuple[Image, dict[str, Any]]:
     """The model image the request names and the source columns of the try-on row."""
-    given = [name for name in ("outfit_id", "catalog_id", "garment_id") if getattr(body, name)]
+    given = [name for name in ("outfit_id", "catalog_id", "garment_id", "product_id") if getattr(body, name)]
     if len(given) != 1:
-        raise ApiError(400, "name exactly one of outfit_id, catalog_id or garment_id")
+        raise ApiError(400, "name exactly one of outfit_id, catalog_id, garment_id or product_id")
+    if body.gender is not None and not body.product_id:
+        raise ApiError(400, "gender chooses the model of a flat product: give it with product_id")
     image: Image | None
+    if body.product_id:
+        product = repo.get_product(session, product_id=body.product_id)  # Products are public.
+        if product is None:
+            raise not_found("product", body.product_id)
+        image = session.get(Image, product.photo_image_id)
+        if image is None:
+            raise not_found("product photo", product.photo_image_id)
+        # The face goes onto the real photo when it shows one; a flat shot, or an on-model one without
+        # a face (legs only), is first worn by a generated model.
+        has_face = product.view == "on_model" and int((product.prep or {}).get("faces") or 0) > 0
+        path = "photo" if has_face else "garment_transfer"
+        return image, {"product_id": product.id, "path": path, "product_gender": product.gender}
     if body.outfit_id:
         outfit = repo.get_outfit(session, outfit_id=body.outfit_id, owner_id=owner_id)
         if outfit is None:
@@ -137,6 +152,8 @@ def _tryon_public(session: Session, row: TryOn) -> TryOnPublic:
         outfit_id=row.outfit_id,
         catalog_id=row.catalog_id,
         garment_id=row.garment_id,
+        product_id=row.product_id,
+        path=(job.payload or {}).get("path", "generated") if job is not None else "generated",
         edits=edits,
         image=image_public(image) if image is not None else None,
         notes=list(result.get("notes") or []),
@@ -145,6 +162,22 @@ def _tryon_public(session: Session, row: TryOn) -> TryOnPublic:
         job=job_public(job) if job is not None else None,
         created_at=row.created_at,
     )
+
+
+def _transfer_options(runtime: Runtime, body: TryOnCreate, source: dict[str, Any]) -> dict[str, Any]:
+    """How a flat product is put on a generated model: its gender (the request's, else the product's
+    when the fashion model has it, else read from the garment), seed 0, the service's steps. 503
+    without a fashion model, 400 for a gender the model does not know."""
+    from tryon.api.fashion import TRANSFER_STEPS
+
+    pipeline = runtime.fashion.pipeline()
+    column = pipeline.column_for("gender")
+    gender = body.gender
+    if gender is not None:
+        gender = pipeline.resolve_labels(gender=gender)[column]  # InputError -> 400 with the genders.
+    elif source.get("product_gender") in pipeline.values_of("gender"):
+        gender = str(source["product_gender"])
+    return {"gender": gender, "seed": 0, "steps": TRANSFER_STEPS}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -182,9 +215,11 @@ def create_tryon(
     if earlier is not None:
         return JSONResponse(_tryon_public(session, earlier).model_dump(mode="json"), status_code=200)
     session.rollback()
+    runtime.queue.check_room(principal.owner_id)  # 429 before any work when enough jobs are running.
 
     face = projected_face(session, body.face_id, principal.owner_id)
     image, source = _resolve_model_image(session, principal.owner_id, body)
+    transfer = _transfer_options(runtime, body, source) if source.get("path") == "garment_transfer" else None
     _check_edits(strengths, instruction)
     edit_id = body.edits.edit_id if body.edits else None
     if edit_id is not None:
@@ -197,13 +232,19 @@ def create_tryon(
         outfit_id=source.get("outfit_id"),
         garment_id=source.get("garment_id"),
         catalog_id=source.get("catalog_id"),
+        product_id=source.get("product_id"),
         edits={"strengths": strengths, "instruction": instruction, **({"edit_id": edit_id} if edit_id else {})},
     )
     session.commit()
+    path = source.get("path", "generated")
+    payload: dict[str, Any] = {"tryon_id": row.id, "model_image_id": image.id, "generated": path != "photo",
+                               "path": path}
+    if transfer is not None:
+        payload["transfer"] = transfer
     job, _ = runtime.queue.submit(
         owner_id=principal.owner_id,
         kind=RENDER_JOB,
-        payload={"tryon_id": row.id, "model_image_id": image.id, "generated": True},
+        payload=payload,
         idempotency_key=idempotency_key,
         identity=request,
     )
@@ -293,12 +334,17 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         with PILImage.open(io.BytesIO(env.blobs.get(photo_sha))) as im:
             photo = im.convert("RGB")
 
-    ctx.progress(0.1, "editing and rendering the face")
+    transfer = payload.get("transfer")
+    transfer_metrics: dict[str, Any] = {}
+    if transfer is not None:  # A flat product: first worn by a generated model.
+        model, transfer_metrics = _wear_flat_product(ctx, model, dict(transfer))
+    start = 0.1 if transfer is None else 0.6
+    ctx.progress(start, "editing and rendering the face")
     pipe = tryon_pipeline(env)
     result = pipe.try_on_latent(
         latent, model, edits.get("strengths") or {}, instruction=edits.get("instruction"), photo=photo, base=base,
         generated=bool(payload.get("generated", True)),
-        progress=lambda fraction, message: ctx.progress(0.1 + 0.8 * fraction, message),
+        progress=lambda fraction, message: ctx.progress(start + (0.9 - start) * fraction, message),
     )
     ctx.progress(0.9, "storing")
     with env.database.sessions.begin() as session:
@@ -317,12 +363,37 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         metrics["face_box"] = [int(v) for v in result.metrics["crop"]]
     metrics["face"] = "photo" if photo is not None else "generator"
     metrics["seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
+    path = str(payload.get("path", "generated"))
+    metrics["path"] = path
+    if transfer_metrics:
+        metrics["garment_transfer"] = transfer_metrics
     return {
         "tryon_id": tryon_id,
+        "path": path,
         "image": {"id": image_id, "url": f"/v1/images/{image_id}"},
         "notes": result.notes,
         "metrics": metrics,
     }
+
+
+def _wear_flat_product(ctx: JobContext, photo: PILImage.Image, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A flat product photo -> a generated model wearing it (`garment_transfer`), and its metrics."""
+    from tryon.fashion.transfer import garment_transfer
+
+    pipeline = ctx.env.services["fashion"].pipeline()
+    result = garment_transfer(
+        pipeline,
+        photo,
+        gender=options.get("gender"),
+        seed=int(options.get("seed", 0)),
+        steps=int(options.get("steps", 100)),
+        progress=lambda fraction, message: ctx.progress(0.05 + 0.5 * fraction, message),
+    )
+    keep = ("colour_distance", "colour_distance_before", "category_agreement")
+    metrics: dict[str, Any] = {k: result.metrics.get(k) for k in keep if k in result.metrics}
+    metrics["labels"] = dict(result.on_model_labels)
+    metrics["seconds"] = round(float(result.timings.get("total_s", 0.0)), 3)
+    return result.on_model, metrics
 
 
 def register_tryon_jobs(registry: JobRegistry) -> None:
