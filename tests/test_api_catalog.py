@@ -15,14 +15,14 @@ from service_helpers import postgres_database, service_settings, shopper
 from sqlalchemy import func, select
 
 from tryon.api import create_app
-from tryon.api.fashion import FashionService, ensure_catalog
+from tryon.api.fashion import CATALOG_PER_GROUP, FashionService, ensure_catalog
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
 from tryon.db.migrate import upgrade_to_head
 from tryon.db.models import CatalogFill, CatalogItem
 
-PLAN = 3 * 2 * 2 * 2  # FASHION_SCHEMA: categories x genders x views x 2 per group.
+PLAN = 3 * 2 * 2 * CATALOG_PER_GROUP  # FASHION_SCHEMA: categories x genders x views x items per group.
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,8 @@ def test_two_processes_fill_the_catalog_once(tmp_path: Path, checkpoint: Path, d
     with database.sessions() as session:
         assert session.scalar(select(func.count()).select_from(CatalogItem)) == PLAN
         rows, total = repo.list_catalog_items(session, category="JEANS", gender="women", offset=0, limit=100)
-        assert total == 4 and {r.category for r in rows} == {"Jeans"} and {r.gender for r in rows} == {"Women"}
+        assert total == 2 * CATALOG_PER_GROUP  # Jeans x Women x (flat, on_model).
+        assert {r.category for r in rows} == {"Jeans"} and {r.gender for r in rows} == {"Women"}
     for service in services:
         service.close()
     database.dispose()
@@ -111,7 +112,8 @@ def test_filters_paging_and_shared_images(client: TestClient) -> None:
     assert first["source"] == "generated" and first["seed"] == 0 and first["name"] == "Black Tshirts (Men, flat)"
     assert first["labels"] == {"articleType": "Tshirts", "baseColour": "Black", "gender": "Men", "view": "flat"}
     jeans = client.get("/v1/catalog?category=jeans&view=on_model&per_page=100", headers=alice).json()
-    assert jeans["total"] == 4 and all(i["category"] == "Jeans" and i["view"] == "on_model" for i in jeans["items"])
+    assert jeans["total"] == 2 * CATALOG_PER_GROUP
+    assert all(i["category"] == "Jeans" and i["view"] == "on_model" for i in jeans["items"])
     assert client.get("/v1/catalog?colour=purple", headers=alice).json()["total"] == 0
     png = client.get(first["image"]["url"], headers=bob)  # Another caller reads the shared image.
     assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
@@ -120,6 +122,25 @@ def test_filters_paging_and_shared_images(client: TestClient) -> None:
     assert client.get("/v1/catalog/nope", headers=bob).status_code == 404
     assert client.get("/v1/catalog?per_page=1000", headers=bob).status_code == 400
     assert client.get("/v1/catalog").status_code == 401
+
+
+def test_the_catalog_counts_each_filter_value_given_the_others(client: TestClient) -> None:
+    """`counts` says what each filter value would hold (what a shop can show as "Jeans (8)")."""
+    alice = shopper(client)
+    everything = client.get("/v1/catalog?per_page=1", headers=alice).json()
+    assert set(everything["counts"]) == {"category", "colour", "gender", "view"}
+    for field, counts in everything["counts"].items():
+        assert sum(counts.values()) == PLAN, field  # Without filters, every item counts once per field.
+    page = client.get("/v1/catalog?category=jeans&view=on_model&per_page=1", headers=alice).json()
+    counts = page["counts"]
+    assert counts["category"]["Jeans"] == page["total"] == 2 * CATALOG_PER_GROUP
+    assert sum(counts["category"].values()) == 3 * 2 * CATALOG_PER_GROUP, "categories: all on-model items"
+    assert counts["view"] == {"flat": 2 * CATALOG_PER_GROUP, "on_model": 2 * CATALOG_PER_GROUP}, "views: all jeans"
+    assert counts["gender"] == {"Men": CATALOG_PER_GROUP, "Women": CATALOG_PER_GROUP}
+    assert "Purple" not in counts["colour"]
+    for colour, n in counts["colour"].items():
+        one = client.get(f"/v1/catalog?category=jeans&view=on_model&colour={colour}&per_page=1", headers=alice)
+        assert one.json()["total"] == n, colour
 
 
 def test_designers_save_outfits_to_the_catalog(client: TestClient) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -16,6 +17,7 @@ from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, huge_png_header, png
 
 from tryon.api import create_app
 from tryon.api.face import FaceService
+from tryon.face.align import align_face
 
 MAX_UPLOAD = 200_000
 
@@ -166,21 +168,68 @@ def test_exif_orientation_is_applied(client: TestClient) -> None:
     assert (r.json()["photo"]["width"], r.json()["photo"]["height"]) == upright
 
 
-def test_several_faces_say_which_was_used(client: TestClient) -> None:
+def two_people_jpeg() -> bytes:
     path = SHARED_FACE_PHOTOS / "two_people.jpg"
     if not path.is_file():
         pytest.skip(f"{path} is absent (the shared data folder is not next to this checkout)")
-    if path.stat().st_size > MAX_UPLOAD:
-        im = Image.open(path)
-        im.thumbnail((800, 800))
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=90)
-        data = buf.getvalue()
-    else:
-        data = path.read_bytes()
-    r = upload(client, shopper(client), data, name="two.jpg", content_type="image/jpeg")
+    if path.stat().st_size <= MAX_UPLOAD:
+        return path.read_bytes()
+    im = Image.open(path)
+    im.thumbnail((800, 800))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_several_faces_are_listed_with_their_boxes_and_one_is_chosen(client: TestClient) -> None:
+    h = shopper(client)
+    data = two_people_jpeg()
+    width, height = Image.open(io.BytesIO(data)).size
+    r = upload(client, h, data, name="two.jpg", content_type="image/jpeg")
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["detail"].startswith("2 faces were found in the photo: say which one is you")
+    assert [f["index"] for f in body["faces"]] == [0, 1]
+    assert (body["photo_width"], body["photo_height"]) == (width, height)
+    boxes = [f["box"] for f in body["faces"]]
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    assert abs(boxes[0][0] - boxes[1][0]) > 100, "two people side by side"
+    assert client.get("/v1/faces", headers=h).json() == [], "nothing is stored for a refused photo"
+
+    r = client.post("/v1/faces", headers=h, files={"file": ("two.jpg", data, "image/jpeg")}, data={"face": "1"})
     assert r.status_code == 201, r.text
-    assert r.json()["faces_found"] == 2 and "largest was used" in r.json()["note"]
+    face = r.json()
+    assert face["faces_found"] == 2 and face["face_index"] == 1 and "face 1, as asked" in face["note"]
+    stored = next(f for f in client.get("/v1/faces", headers=h).json() if f["id"] == face["id"])
+    assert stored["face_index"] == 1
+    first = client.post("/v1/faces", headers=h, files={"file": ("two.jpg", data, "image/jpeg")}, data={"face": "0"})
+    assert first.status_code == 201 and first.json()["face_index"] == 0 and "the largest" in first.json()["note"]
+    # Each stored crop is its own person's: the alignment of that face of the photo, not of the other.
+    photo = _image(client, h, face["photo"]["url"])
+    people = [f.image for f in align_face(photo, 256, which="all")]
+    aligned = [_image(client, h, f["aligned"]["url"]) for f in (first.json(), face)]
+    for i in (0, 1):
+        assert _difference(aligned[i], people[i]) < 0.25 * _difference(aligned[i], people[1 - i])
+
+
+def _image(client: TestClient, headers: dict[str, str], url: str) -> Image.Image:
+    return Image.open(io.BytesIO(client.get(url, headers=headers).content)).convert("RGB")
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two images of one size, 0-255."""
+    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).mean())
+
+
+@pytest.mark.parametrize(("face", "status", "phrase"), [("2", 422, "face 2 was asked for"), ("-1", 400, "face")])
+def test_a_face_index_that_is_not_there_is_refused(client: TestClient, face: str, status: int, phrase: str) -> None:
+    h = shopper(client)
+    r = client.post(
+        "/v1/faces", headers=h, files={"file": ("two.jpg", two_people_jpeg(), "image/jpeg")}, data={"face": face}
+    )
+    assert r.status_code == status, r.text
+    assert phrase in r.json()["detail"]
 
 
 def test_idempotent_upload_when_projection_is_installed(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,26 @@ def cond_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Generator
     G, kwargs = _tiny_g(5, 0)
     path = tmp_path_factory.mktemp("cond") / "ckpt"
     save_checkpoint(path, {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}}, "label_schema": SCHEMA})
+    return path, G
+
+
+DISTRIBUTION = {
+    "total": 4,
+    "combinations": [
+        {"labels": {"articleType": "Jeans", "gender": "Women"}, "count": 3},
+        {"labels": {"articleType": "Tshirts", "gender": "Men"}, "count": 1},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Generator]:
+    """Conditional, with the label combinations of its training data in its training record."""
+    G, kwargs = _tiny_g(5, 3)
+    path = tmp_path_factory.mktemp("trained") / "ckpt"
+    config = {"networks": {"G_ema": {"kwargs": kwargs}}, "label_schema": SCHEMA,
+              "training": {"label_distribution": DISTRIBUTION}}
+    save_checkpoint(path, {"G_ema": G}, config)
     return path, G
 
 
@@ -182,3 +203,91 @@ def test_labels_lists_columns(
     assert "no label names" in out and "0..2" in out
     assert main(["labels", "--checkpoint", "/nonexistent"]) == 1
     assert capsys.readouterr().err.strip() == "tryon labels: error: no checkpoint at /nonexistent: folder not found"
+
+
+def test_generate_without_labels_draws_them_from_the_training_data(
+    trained_ckpt: tuple[Path, Generator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, G = trained_ckpt
+    out = tmp_path / "drawn"
+    assert main(["generate", "--checkpoint", str(ckpt), "--seeds", "0-39", "--out", f"{out}/"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("no --label given: each seed gets a label combination drawn from its training data "
+                        "(2 combinations of 4 images, in proportion)")
+    drawn = dict(line.split(": ", 1) for line in lines if line.startswith("seed "))
+    assert sorted(drawn) == sorted(f"seed {s}" for s in range(40))
+    said = list(drawn.values())
+    assert set(said) == {"articleType=Jeans, gender=Women", "articleType=Tshirts, gender=Men"}
+    assert 20 <= said.count("articleType=Jeans, gender=Women") <= 38, "about 3 of 4 seeds"
+    # Each image is its seed's latent with the combination the command said.
+    vectors = {"articleType=Jeans, gender=Women": [0, 0, 1, 0, 1], "articleType=Tshirts, gender=Men": [1, 0, 0, 1, 0]}
+    for seed in (0, 1, 2, 39):
+        image = np.asarray(Image.open(out / f"seed{seed:04d}.png"))
+        np.testing.assert_array_equal(image, _expected_image(G, seed, vectors[drawn[f"seed {seed}"]]))
+    # A seed draws the same combination alone as among others.
+    assert main(["generate", "--checkpoint", str(ckpt), "--seeds", "39", "--out", str(tmp_path / "one.png")]) == 0
+    assert f"seed 39: {drawn['seed 39']}" in capsys.readouterr().out
+
+
+def test_generate_without_labels_needs_a_record_of_them(
+    cond_ckpt: tuple[Path, Generator], raw_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for ckpt, phrase in ((cond_ckpt[0], "does not record its training labels"), (raw_ckpt, "names no labels")):
+        assert main(["generate", "--checkpoint", str(ckpt), "--seeds", "0", "--out", str(tmp_path / "g.png")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and phrase in err[0], err
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "tryon" / "assets" / "fashion"
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped fashion model")
+def test_labels_and_generate_default_to_the_shipped_fashion_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["labels"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{SHIPPED}: 4 labels") and "articleGroup (8 values):" in out and "on_model" in out
+    assert main(["generate", "--seeds", "0-1", "--out", str(tmp_path / "g.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("no --label given: each seed gets a label combination drawn from its training data (")
+    assert (SHIPPED / "label_distribution.json").is_file()
+    assert lines[1].startswith("seed 0: articleGroup=") and lines[2].startswith("seed 1: articleGroup=")
+    assert Image.open(tmp_path / "g.png").size == (128, 64)
+
+
+def test_labels_records_a_datasets_label_combinations_for_generate(
+    cond_ckpt: tuple[Path, Generator], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tryon labels --record-distribution DATA.zip` counts the zip's combinations by name (its own value
+    order may differ from the model's) into label_distribution.json, which generate then draws from."""
+    import json
+
+    from training_zip import SCHEMA as ZIP_SCHEMA
+    from training_zip import write_test_zip
+
+    data = write_test_zip(tmp_path / "data.zip", num_images=12, resolution=8)
+    G, kwargs = _tiny_g(5, 4)
+    reordered = {"columns": [{"name": "articleType", "values": ["Jeans", "Dresses", "Tshirts"]},
+                             {"name": "gender", "values": ["Women", "Men"]}]}
+    ckpt = save_checkpoint(tmp_path / "ckpt", {"G_ema": G}, {"networks": {"G_ema": {"kwargs": kwargs}},
+                                                             "label_schema": reordered})
+    assert main(["labels", "--checkpoint", str(ckpt), "--record-distribution", str(data)]) == 0
+    assert "wrote the label combinations of" in capsys.readouterr().out
+    record = json.loads((ckpt / "label_distribution.json").read_text())
+    assert record["total"] == 12 and sum(e["count"] for e in record["combinations"]) == 12
+    with zipfile.ZipFile(data) as z:
+        zip_labels = [e[1] for e in json.loads(z.read("dataset.json"))["labels"]]
+    names = [{col["name"]: col["values"][int(np.argmax(v[col["offset"]: col["offset"] + len(col["values"])]))]
+              for col in ZIP_SCHEMA["columns"]} for v in zip_labels]
+    expected = {json.dumps(n, sort_keys=True): names.count(n) for n in names}
+    assert {json.dumps(e["labels"], sort_keys=True): e["count"] for e in record["combinations"]} == expected
+
+    assert main(["generate", "--checkpoint", str(ckpt), "--seeds", "0-3", "--out", str(tmp_path / "g.png")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(f"from its training data ({len(expected)} combinations of 12 images, in proportion)")
+
+    # A model that does not know the zip's labels (no "Dresses") refuses it in one line.
+    assert main(["labels", "--checkpoint", str(cond_ckpt[0]), "--record-distribution", str(data)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown value 'Dresses'" in err[0], err

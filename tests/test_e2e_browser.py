@@ -121,6 +121,8 @@ def test_shop_to_tryon_in_a_real_browser(storefront: tuple[str, str], tmp_path: 
             page.get_by_text("I agree that my photo is processed").click()
             selfie = page.locator("input[type=file]")
             sync_api.expect(selfie).to_be_enabled()  # After the rerun that the consent box causes.
+            # The uploader says the API's limit (15 MiB), not Streamlit's default 200 MB.
+            sync_api.expect(page.get_by_text("15MB per file")).to_be_visible()
             selfie.set_input_files(str(FACE))
             page.get_by_role("button", name="Delete my photos").wait_for()
             run = page.get_by_role("button", name="Put me in this outfit")
@@ -138,6 +140,12 @@ def test_shop_to_tryon_in_a_real_browser(storefront: tuple[str, str], tmp_path: 
             sync_api.expect(after).to_be_visible()
             sync_api.expect(page.get_by_text("Your face on the product's real photo.")).to_be_visible()
             assert re.match(r"data:image/png;base64,", after.get_attribute("src") or "")
+            # Before and after at one size on the screen.
+            before_box = page.get_by_role("img", name="you", exact=True).bounding_box()
+            after_box = after.bounding_box()
+            assert before_box and after_box
+            assert abs(before_box["width"] - after_box["width"]) <= 2, (before_box, after_box)
+            assert abs(before_box["height"] - after_box["height"]) <= 2, (before_box, after_box)
             page.get_by_text("Before / after").scroll_into_view_if_needed()
             shot = tmp_path / "e2e_tryon.png"
             page.screenshot(path=str(shot), full_page=True)

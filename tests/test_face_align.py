@@ -90,6 +90,29 @@ def test_all_faces_of_a_group_photo_largest_first() -> None:
     assert len(align_face(photo, 64)) == 1
 
 
+@pytest.mark.parametrize("name", ["15865.jpg", "20398.jpg"], ids=["sneaker", "bag"])
+def test_a_detection_whose_landmarks_do_not_fit_is_not_a_face(name: str) -> None:
+    """Two catalog photos (a sneaker, a bag) on which the face detector fires: the face mesh it is
+    given lands away from the detector's eyes, so no face is counted."""
+    photo = load_image(require_shared(DATA_DIR / "fashion_products" / "images" / name))
+    assert detectors.detect_faces(photo, model="both"), "the detector alone sees a face here"
+    with pytest.raises(NoFaceError):
+        align_face(photo, 64, which="all")
+
+
+def test_a_small_face_in_the_background_does_not_count() -> None:
+    """A news photo with a face a quarter the size of the subject's behind them: one face."""
+    photo = load_image(require_shared(DATA_DIR / "faces_lfw" / "images" / "Jerry_Regier" / "Jerry_Regier_0002.jpg"))
+    assert len(detectors.detect_faces(photo, model="both")) >= 2
+    assert len(align_face(photo, 64, which="all")) == 1
+
+
+def test_two_people_side_by_side_still_count_as_two() -> None:
+    photo = load_image(require_shared(DATA_DIR / "faces_lfw" / "images" / "Dolma_Tsering" / "Dolma_Tsering_0002.jpg"))
+    faces = align_face(photo, 64, which="all")
+    assert len(faces) == 2 and faces[1].size > 0.9 * faces[0].size
+
+
 def test_rgba_png_and_partial_faces_from_shared_photos() -> None:
     root = require_shared(DATA_DIR / "face_photos")
     rgba = align_face(load_image(root / "32bit.png"), 64)

@@ -139,3 +139,24 @@ def test_the_core_package_does_not_import_training_or_datasets(tmp_path: Path) -
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_shipped_catalog_offers_only_what_the_training_data_holds() -> None:
+    """The shipped model records its training data's label combinations: the catalog offers only the
+    category x gender x view groups with at least CATALOG_MIN_IMAGES images there (no shoes or bags
+    "on a model"), each in its own most frequent colours."""
+    from tryon.fashion.outfits import CATALOG_MIN_IMAGES
+
+    pipe = FashionPipeline.from_checkpoint(None)
+    assert pipe.distribution is not None and pipe.distribution.total > 8000
+    plan = pipe.catalog_specs(per_group=3)
+    assert plan == pipe.catalog_specs(per_group=3) and len({spec.seed for _, spec in plan}) == len(plan)
+    groups = {tuple(spec.labels[k] for k in ("articleGroup", "gender", "view")) for _, spec in plan}
+    assert ("tops", "Men", "on_model") in groups and ("footwear", "Men", "flat") in groups
+    assert not {g for g in groups if g[0] in ("footwear", "bags", "accessories") and g[2] == "on_model"}
+    for _, spec in plan:
+        group = {k: spec.labels[k] for k in ("articleGroup", "gender", "view")}
+        assert pipe.distribution.count(group) >= CATALOG_MIN_IMAGES, group
+    tops = [spec.labels["colourGroup"] for _, spec in plan
+            if (spec.labels["articleGroup"], spec.labels["gender"], spec.labels["view"]) == ("tops", "Men", "on_model")]
+    assert tops == ["blue", "white", "black"], "the three colours of men's tops on a model the data holds most"

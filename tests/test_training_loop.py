@@ -99,6 +99,10 @@ def test_cli_run_writes_snapshot_grid_log_and_options(four_step_run: Path) -> No
     ckpt = load_checkpoint(snap, names=("G_ema",))
     assert ckpt.label_schema is not None
     assert [c["name"] for c in ckpt.label_schema["columns"]] == ["articleType", "gender"]
+    # The training set's label combinations, for `tryon generate` without --label.
+    distribution = (ckpt.training or {})["label_distribution"]
+    assert distribution["total"] == 12 and sum(e["count"] for e in distribution["combinations"]) == 12
+    assert all(set(e["labels"]) == {"articleType", "gender"} for e in distribution["combinations"])
     G = ckpt.networks["G_ema"]
     img = G(torch.randn(2, G.z_dim), torch.eye(5)[:2], noise_mode="const")
     assert img.shape == (2, 3, 64, 64) and torch.isfinite(img).all()

@@ -5,6 +5,7 @@ offer yet (see /openapi.json) make their test skip with the reason."""
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from service_helpers import FACE_PHOTO, png_bytes
 from ui_helpers import UI_APP, LiveApi, free_port, live_api, page_test, texts
 
 from ui.client import ApiClient, ApiError, JobFailedError
-from ui.common import for_display
+from ui.common import for_display, label_value_text
 from ui.views.studio import parse_numbers, parse_seeds
 
 
@@ -49,6 +50,20 @@ def assert_clean(at: Any) -> None:
 def images(at: Any) -> list[str]:
     """The inline images of a run (see ui.common.image_markup)."""
     return [m.value for m in at.markdown if "data:image/png;base64," in m.value]
+
+
+def shown_images(at: Any) -> dict[str, tuple[int, int]]:
+    """{alt text: (width, height) px of the PNG} of the inline images of a run."""
+    import base64
+    import re
+
+    found = {}
+    for markup in images(at):
+        match = re.search(r'src="data:image/png;base64,([^"]+)" alt="([^"]*)"', markup)
+        if match:
+            with Image.open(io.BytesIO(base64.b64decode(match.group(1)))) as im:
+                found[match.group(2)] = im.size
+    return found
 
 
 def shopper_api(api: LiveApi) -> ApiClient:
@@ -107,6 +122,19 @@ def test_model_outputs_are_upscaled_for_a_laptop_screen() -> None:
         assert im.size == (320, 320) and im.getpixel((100, 100)) == (10, 200, 30)
 
 
+def test_small_images_are_upscaled_smoothly_not_in_blocks() -> None:
+    """A 2x2 checkerboard shown at 200 px: a smooth filter blends the squares where they meet (nearest
+    neighbour would show only the two colours, in four blocks)."""
+    board = Image.new("L", (2, 2))
+    board.putdata([0, 255, 255, 0])
+    small = io.BytesIO()
+    board.convert("RGB").save(small, format="PNG")
+    with Image.open(io.BytesIO(for_display(small.getvalue(), 200))) as im:
+        row = [im.getpixel((x, 50))[0] for x in range(200)]
+    assert im.size == (200, 200)
+    assert len({v for v in row if 40 < v < 215}) >= 10, "grey tones between the squares"
+
+
 # --- Shop ---------------------------------------------------------------------------------------
 
 
@@ -134,6 +162,88 @@ def test_shop_grid_filters_detail_and_try_it_on(api: LiveApi) -> None:
     if "/v1/catalog" in api.routes():
         assert "catalog_id" in chosen["ref"]
         assert item["labels"].get("articleGroup", category) == category
+
+
+DEVELOPER_WORDS = ("articleGroup", "colourGroup", "articleType", "baseColour", "seed", "truncation", "_")
+
+
+def test_shop_names_items_in_shopper_words(api: LiveApi) -> None:
+    at = page_test(api, "shop")
+    at.run()
+    assert_clean(at)
+    names = [m.value.strip("*") for m in at.markdown if m.value.startswith("**")]
+    assert names, "the grid names its items"
+    for name in names:
+        assert " · " in name and name[0].isupper(), name  # E.g. "Blue top · men".
+        assert not any(w in name for w in DEVELOPER_WORDS), name
+    assert any(o.startswith("on a model") for o in at.selectbox(key="shop-view").options)
+    next(b for b in at.button if b.key and b.key.startswith("detail-")).click().run()
+    assert_clean(at)
+    shown = texts(at, "markdown") + texts(at, "caption") + texts(at, "subheader")
+    said = " ".join(t for t in shown if "data:image" not in t)
+    assert not any(w in said for w in DEVELOPER_WORDS), said
+    assert at.session_state["shop_detail"]["name"] in said
+
+
+def test_shop_filters_say_what_each_choice_holds_and_offer_no_empty_one(api: LiveApi) -> None:
+    need(api, "/v1/catalog")
+    at = page_test(api, "shop")
+    at.run()
+    assert_clean(at)
+    categories = at.selectbox(key="shop-category")
+    assert categories.options[0] == "Any" and all(re.search(r" \(\d+\)$", o) for o in categories.options[1:])
+    assert not any(o.endswith(" (0)") for o in categories.options), categories.options
+    # With one category chosen, every colour offered holds items: none leads to "Nothing matches".
+    categories.set_value(offered(api, categories, "category")[0]).run()
+    colours = offered(api, at.selectbox(key="shop-colour"), "colour")
+    every = next(c for c in httpx.get(f"{api.url}/v1/labels", timeout=30).json()["columns"] if c["field"] == "colour")
+    assert colours and len(colours) < len(every["values"]), "a category does not come in every colour"
+    for colour in colours:
+        at.selectbox(key="shop-colour").set_value(colour).run()
+        assert_clean(at)
+        assert not any(t.startswith("Nothing matches") for t in texts(at, "info")), colour
+        assert [b for b in at.button if b.key and b.key.startswith("try-")], colour
+
+
+def offered(api: LiveApi, selectbox: Any, field: str) -> list[str]:
+    """The label values a shop filter offers (its options show them in words, with counts)."""
+    columns = httpx.get(f"{api.url}/v1/labels", timeout=30).json()["columns"]
+    values = next(c for c in columns if c["field"] == field)["values"]
+    shown = list(selectbox.options)
+    return [v for v in values if any(o == label_value_text(field, v) or o.startswith(label_value_text(field, v) + " (")
+                                     for o in shown)]
+
+
+def test_shop_detail_goes_when_the_filters_change(api: LiveApi) -> None:
+    at = page_test(api, "shop")
+    at.run()
+    next(b for b in at.button if b.key and b.key.startswith("detail-")).click().run()
+    assert_clean(at)
+    name = at.session_state["shop_detail"]["name"]
+    assert texts(at, "subheader") == [name]
+    colours = offered(api, at.selectbox(key="shop-colour"), "colour")
+    at.selectbox(key="shop-colour").set_value(colours[-1]).run()
+    assert_clean(at)
+    assert "shop_detail" not in at.session_state and texts(at, "subheader") == []
+
+
+def test_shop_filters_survive_choosing_another_outfit(api: LiveApi) -> None:
+    """Shop (filtered) -> Try it on -> "Choose another outfit" -> the shop, filtered as before. Streamlit
+    drops a widget's state once a run (the try-on page) does not show it; the shop's own record of its
+    filters is what is left, as in this second page run."""
+    at = page_test(api, "shop")
+    at.run()
+    genders = offered(api, at.selectbox(key="shop-gender"), "gender")
+    at.selectbox(key="shop-gender").set_value(genders[1]).run()
+    assert_clean(at)
+    kept = dict(at.session_state["shop_filters"])
+    assert kept["gender"] == genders[1]
+    back = page_test(api, "shop", shop_filters=kept, shop_page=1)
+    back.run()
+    assert_clean(back)
+    assert back.selectbox(key="shop-gender").value == genders[1]
+    assert back.selectbox(key="shop-view").value == kept["view"]
+    assert back.session_state["shop_filters"] == kept
 
 
 def test_shop_lists_real_products_beside_generated_designs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,6 +361,58 @@ def test_tryon_shows_the_api_reason_for_a_refused_photo(api: LiveApi, data: byte
     assert "face" not in at.session_state
 
 
+def test_tryon_photo_with_two_people_shows_the_faces_and_uses_the_one_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = SHARED_DIR / "data" / "face_photos" / "two_people.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} is absent (the shared data folder is not next to this checkout)")
+    with live_api(tmp_path, job_workers=0) as idle:  # The projection stays queued: only the choice matters.
+        monkeypatch.setenv("TRYON_UI_API_URL", idle.url)
+        monkeypatch.setenv("TRYON_UI_JOB_TIMEOUT", "1")
+        at = page_test(idle, "tryon")
+        at.run()
+        upload_selfie(at, photo.read_bytes(), "us.jpg")
+        assert_clean(at)
+        assert "face" not in at.session_state
+        assert texts(at, "info") == ["We found 2 faces in this photo. Which one is you?"]
+        assert any('alt="your photo, each face framed and numbered"' in m for m in images(at))
+        assert [b.label for b in at.button if b.key and b.key.startswith("choose-face-")] == [
+            "Face 1 is me", "Face 2 is me"
+        ]
+        at.button(key="choose-face-1").click().run()
+        assert not at.exception
+        face = at.session_state["face"]
+        assert face["faces_found"] == 2 and face["face_index"] == 1
+        assert not [b for b in at.button if b.key and b.key.startswith("choose-face-")]
+
+
+def test_tryon_edit_sliders_speak_shopper_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main five edits first, the rest under "More", each from "much …" through "as in your photo"."""
+    with live_api(tmp_path, job_workers=0) as idle:  # Not projected: the sliders show, "Apply" waits.
+        monkeypatch.setenv("TRYON_UI_API_URL", idle.url)
+        monkeypatch.setenv("TRYON_UI_JOB_TIMEOUT", "1")
+        need(idle, "/v1/edits/directions")
+        at = page_test(idle, "tryon")
+        at.run()
+        upload_selfie(at, FACE_PHOTO.read_bytes())
+        assert not at.exception
+        sliders = [s for s in at.select_slider if s.key and s.key.startswith("edit-")]
+        main = {"Age", "Smile", "Gender", "Head turn", "Glasses"}
+        assert [e.label for e in at.expander] == ["More"]
+        more = [s.label for s in at.expander[0].select_slider]
+        assert more and "Blond hair" in more and not set(more) & main
+        assert {s.label for s in sliders} - set(more) == main, "the main five outside 'More'"
+        assert all("_" not in s.label for s in sliders)
+        assert at.select_slider(key="edit-age").options == [
+            "much younger", "younger", "a little younger", "as in your photo", "a little older", "older", "much older"
+        ]
+        assert at.select_slider(key="edit-age").value == 0.0
+        said = " ".join(t for t in texts(at, "caption") + texts(at, "markdown") + texts(at, "info") if "data:" not in t)
+        assert "your face, ready to edit" in said
+        assert "face model" not in said and "CPU" not in said, said
+
+
 def test_tryon_file_too_large_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with live_api(tmp_path, max_upload_bytes=50_000) as small:
         monkeypatch.setenv("TRYON_UI_API_URL", small.url)
@@ -285,7 +447,7 @@ def test_tryon_projection_edits_and_composite(api: LiveApi) -> None:
         names = {d["name"] for d in directions}
         assert {"age", "smile"} <= names
         hi = next(d for d in directions if d["name"] == "smile")["range"][1]
-        at.slider(key="edit-smile").set_value(float(hi)).run()
+        at.select_slider(key="edit-smile").set_value(float(hi)).run()
         at.text_input(key="edit-instruction").input("older").run()
         at.button[[b.label for b in at.button].index("Apply edits")].click().run()
         assert_clean(at)
@@ -305,6 +467,10 @@ def test_tryon_projection_edits_and_composite(api: LiveApi) -> None:
     result = at.session_state["tryon_result"]
     assert result["image"]["url"].startswith("/v1/images/")
     assert [b.label for b in at.get("download_button")] == ["Download my try-on"]
+    # Before / after at one size: the photo beside a close-up of the face in the try-on.
+    shown = {alt: png for alt, png in shown_images(at).items()}
+    assert {"you", "you in it, close-up", "the outfit", "you in the outfit"} <= set(shown), list(shown)
+    assert shown["you"] == shown["you in it, close-up"] == (320, 320)
     captions = texts(at, "caption")
     print(f"projection {projected_s:.1f} s, whole flow {time.monotonic() - t0:.1f} s; captions {captions}")
 
@@ -339,14 +505,14 @@ def test_tryon_borrows_from_another_photo_and_tries_that_face_on(api: LiveApi) -
     assert borrowed["base_edit_id"] == colours["id"] and borrowed["borrowed"] == "colours of photo 1, eyes of photo 1"
 
     # Sliders stack on the borrowed eyes (they do not start again from the photo).
-    at.slider(key="edit-smile").set_value(1.0).run()
+    at.select_slider(key="edit-smile").set_value(1.0).run()
     at.button[[b.label for b in at.button].index("Apply edits")].click().run()
     assert_clean(at)
     edit = at.session_state["edit"]
     assert edit["base_edit_id"] == borrowed["id"] and edit["strengths"] == {"smile": 1.0}
     assert edit["borrowed"] == "colours of photo 1, eyes of photo 1"
     shown = texts(at, "caption") + [m.value for m in at.markdown]
-    assert any("after: colours of photo 1, eyes of photo 1, smile +1" in c for c in shown), shown
+    assert any("after: colours of photo 1, eyes of photo 1, smile: more smiling" in c for c in shown), shown
 
     at.button[[b.label for b in at.button].index("Generate an outfit for me")].click().run()
     at.button(key="run-tryon").click().run()
@@ -388,6 +554,8 @@ def test_studio_variants_compare_and_save_to_catalog(api: LiveApi) -> None:
     at = page_test(api, "studio", designer_key=api.designer_key())
     at.run()
     assert_clean(at)
+    if "on_model" in at.selectbox(key="base-view").options:
+        assert at.selectbox(key="base-view").value == "on_model", "the base garment is shown on a model"
     at.text_input(key="v-seeds").input("3-5").run()
     at.button(key="go-seeds").click().run()
     assert_clean(at)
@@ -402,18 +570,27 @@ def test_studio_variants_compare_and_save_to_catalog(api: LiveApi) -> None:
         at.button(key=key).click().run()
         assert_clean(at)
         assert at.session_state["variants"]["mode"] == mode and at.session_state["variants"]["items"], mode
+        if mode == "mix":  # The mix shows what it was made of.
+            assert "**Mixed from**" in texts(at, "markdown")
+            assert {"base garment", "second garment"} <= set(texts(at, "caption"))
+            assert any(c.endswith(" layers of the second garment") for c in texts(at, "caption"))
     at.slider(key="v-steps").set_value(4).run()
     at.button(key="go-interpolate").click().run()
     assert_clean(at)
     assert len(at.session_state["variants"]["items"]) == 4
+    captions = texts(at, "caption")
+    assert {"step 1 of 4 (the base garment)", "step 2 of 4", "step 4 of 4 (the second garment)"} <= set(captions)
+    assert not any(c.startswith("t ") or "mode" in c for c in captions), captions
     at.slider(key="lerp-view").set_value(3).run()
     assert_clean(at)
+    assert "step 3 of 4" in texts(at, "caption")
     if "/v1/catalog" not in api.routes():
         return
     at.text_input(key="save-name").input("Studio test tee").run()
     at.button[[b.label for b in at.button].index("Save to catalog")].click().run()
     assert_clean(at)
     assert any("Studio test tee" in s for s in texts(at, "success")), texts(at, "success")
+    assert at.text_input(key="save-name").value == "", "the name field is empty for the next item"
     shopper = shopper_api(api)
     found = shopper.get("/v1/catalog", per_page=100)
     pages = range(1, (found["total"] + 99) // 100 + 1)

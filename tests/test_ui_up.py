@@ -14,6 +14,7 @@ import httpx
 from ui_helpers import free_port, read_until, start_tryon_up, up_env
 
 from tryon.commands.up import local_url, streamlit_command
+from tryon.config import Settings
 
 
 def test_up_serves_api_and_storefront_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -95,5 +96,8 @@ def test_ui_verb_serves_the_storefront_against_a_given_api(tmp_path: Path) -> No
 def test_local_urls_and_the_ui_server_command() -> None:
     assert local_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
     assert local_url("::1", 8501) == "http://[::1]:8501"
-    command = streamlit_command(Path("ui/app.py"), "127.0.0.1", 8501)
+    command = streamlit_command(Path("ui/app.py"), "127.0.0.1", 8501, max_upload_bytes=Settings().max_upload_bytes)
     assert command[1:4] == ["-m", "ui.server", "run"] and "--server.headless=true" in command
+    # The uploaders take what the API takes (15 MiB by default), not Streamlit's 200 MB.
+    assert "--server.maxUploadSize=15" in command
+    assert "--server.maxUploadSize=2" in streamlit_command(Path("ui/app.py"), "127.0.0.1", 8501, max_upload_bytes=2**21)

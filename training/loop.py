@@ -244,6 +244,21 @@ class SampleGrid:
         return {"cols": self.cols, "seeds": self.seeds[: self.cols], "rows": self.row_names}
 
 
+# Label combinations kept in a snapshot's training record (the rest are rare: a few images each).
+LABEL_DISTRIBUTION_TOP = 200
+
+
+def label_distribution(labels: torch.Tensor, label_schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The training set's label combinations with their counts (tryon.labels.LabelDistribution as
+    JSON, the most frequent LABEL_DISTRIBUTION_TOP), or None without named labels."""
+    if label_schema is None or labels.ndim != 2 or labels.shape[1] == 0:
+        return None
+    from tryon.labels import LabelDistribution, LabelSchema
+
+    schema = LabelSchema.from_json(label_schema)
+    return LabelDistribution.from_vectors(schema, labels.numpy()).to_json(top=LABEL_DISTRIBUTION_TOP)
+
+
 def _describe_label(c: np.ndarray, label_schema: Mapping[str, Any] | None) -> str:
     if label_schema is not None:
         try:
@@ -899,6 +914,9 @@ def _save(
         "resolution": opts.resolution,
         "grid": grid.to_json(),
     }
+    distribution = label_distribution(trainer.data.labels, label_schema)
+    if distribution is not None:
+        training_meta["label_distribution"] = distribution
     path = save_snapshot(
         run_dir / snapshot_name(trainer.cur_nimg),
         {"G": trainer.G, "D": trainer.D, "G_ema": trainer.G_ema},

@@ -131,8 +131,7 @@ class Settings(BaseSettings):
         """The fashion checkpoint folder to serve, or None when there is none."""
         if self.fashion_checkpoint is not None:
             return self.fashion_checkpoint
-        shipped = Path(__file__).resolve().parent / "assets" / "fashion"
-        return shipped if (shipped / "config.json").is_file() else None
+        return shipped_fashion_checkpoint()
 
     @property
     def resolved_job_workers(self) -> int:
@@ -147,6 +146,12 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shipped_fashion_checkpoint() -> Path | None:
+    """tryon/assets/fashion, the shipped fashion model, when it is there."""
+    shipped = Path(__file__).resolve().parent / "assets" / "fashion"
+    return shipped if (shipped / "config.json").is_file() else None
 
 
 @lru_cache(maxsize=1)

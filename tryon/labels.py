@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from tryon.errors import InputError, LabelSchemaError
 
 OTHER = "other"  # The value that collects rare and missing values of a column.
+LABEL_DISTRIBUTION_FILE = "label_distribution.json"  # Beside a checkpoint's config.json (see LabelDistribution).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,3 +149,72 @@ class LabelSchema:
             block = vec[col.offset : col.offset + len(col.values)]
             out[col.name] = col.values[int(np.argmax(block))] if block.size and block.max() > 0 else None
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelDistribution:
+    """How often each label combination occurs in a generator's training set, most frequent first.
+
+    Kept in a checkpoint's training record (`config.json` "training" → "label_distribution"):
+    `{"total": int, "combinations": [{"labels": {name: value}, "count": int}, ...]}` — so that a caller
+    who names no label can be given combinations the generator has seen in number, in proportion.
+    """
+
+    combinations: tuple[tuple[Mapping[str, str], int], ...]     # ({name: value}, count), most frequent first.
+    total: int                                                  # Images in the training set.
+
+    @classmethod
+    def from_vectors(cls, schema: LabelSchema, c: np.ndarray) -> LabelDistribution:
+        """Count the rows of c [N, dim] (one condition vector per training image)."""
+        c = np.asarray(c, dtype=np.float32).reshape(-1, schema.dim)
+        uniq, counts = np.unique(c, axis=0, return_counts=True)
+        decoded = []
+        for row, n in zip(uniq, counts, strict=True):
+            decoded.append(({k: v for k, v in schema.decode(row).items() if v is not None}, int(n)))
+        # Ties are ordered by the labels' text, so that the same data gives the same list.
+        decoded.sort(key=lambda t: (-t[1], sorted(t[0].items())))
+        return cls(combinations=tuple(decoded), total=int(c.shape[0]))
+
+    @classmethod
+    def from_json(cls, raw: Any) -> LabelDistribution:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("combinations"), list):
+            raise LabelSchemaError("label_distribution must be an object with a 'combinations' list")
+        combinations = []
+        for entry in raw["combinations"]:
+            labels, count = entry.get("labels") if isinstance(entry, Mapping) else None, entry.get("count")
+            if not isinstance(labels, Mapping) or not isinstance(count, int) or count < 0:
+                raise LabelSchemaError(f"label_distribution: bad entry {entry!r} (needs 'labels' and a 'count')")
+            combinations.append(({str(k): str(v) for k, v in labels.items()}, count))
+        if not combinations or not sum(n for _, n in combinations):
+            raise LabelSchemaError("label_distribution: no combination has a count")
+        total = raw.get("total", sum(n for _, n in combinations))
+        return cls(combinations=tuple(combinations), total=int(total))
+
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """top: keep only the `top` most frequent combinations (the total stays the whole set's)."""
+        kept = self.combinations[:top] if top is not None else self.combinations
+        return {"total": self.total, "combinations": [{"labels": dict(lb), "count": n} for lb, n in kept]}
+
+    def count(self, labels: Mapping[str, str]) -> int:
+        """Images whose labels include all of `labels` (e.g. {"articleGroup": "tops", "view": "flat"})."""
+        return sum(n for combination, n in self.combinations if all(combination.get(k) == v for k, v in labels.items()))
+
+    def sample(self, rng: np.random.RandomState) -> dict[str, str]:
+        """One combination, drawn in proportion to its count."""
+        counts = np.array([n for _, n in self.combinations], dtype=np.float64)
+        return dict(self.combinations[int(rng.choice(len(counts), p=counts / counts.sum()))][0])
+
+
+def recorded_distribution(directory: Path, training: Mapping[str, Any] | None) -> LabelDistribution | None:
+    """The label distribution of a checkpoint's training data: its config's training record
+    ("label_distribution"), else LABEL_DISTRIBUTION_FILE beside it; None when neither is there."""
+    import json
+
+    raw = (training or {}).get("label_distribution")
+    beside = Path(directory) / LABEL_DISTRIBUTION_FILE
+    if raw is None and beside.is_file():
+        try:
+            raw = json.loads(beside.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LabelSchemaError(f"{beside} is not readable JSON: {exc}") from exc
+    return LabelDistribution.from_json(raw) if raw is not None else None

@@ -39,11 +39,14 @@ class ApiError(Exception):
     """A failed API call. `status` is the HTTP status (0: the API could not be reached), `detail`
     the API's own sentence, `message` both in one line for the page."""
 
-    def __init__(self, status: int, detail: str, *, request_id: str | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str, *, request_id: str | None = None, body: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.request_id = request_id
+        self.body = body or {}              # The whole JSON error (e.g. `faces` of a photo with several).
 
     @property
     def message(self) -> str:
@@ -105,7 +108,9 @@ def _error_from(response: httpx.Response) -> ApiError:
         detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
     if not detail:
         detail = response.reason_phrase or f"HTTP {response.status_code}"
-    return ApiError(response.status_code, str(detail), request_id=request_id)
+    return ApiError(
+        response.status_code, str(detail), request_id=request_id, body=body if isinstance(body, dict) else None
+    )
 
 
 class ApiClient:

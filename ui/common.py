@@ -32,6 +32,7 @@ GRID_IMAGE_PX = 200                     # Displayed side of a catalog / variant 
 DETAIL_IMAGE_PX = 320                   # Displayed side of a single large image.
 IMAGE_CACHE_SIZE = 256                  # Images kept per browser session.
 ANY = "Any"                             # The "no filter" choice of a label selectbox.
+ON_MODEL = "on_model"                   # The view a face can be put on (flat product shots cannot).
 SESSION_COOKIE = "tryon_session"        # The browser's cookie with the shopper's session token.
 SESSION_COOKIE_MAX_AGE_S = 30 * 24 * 3600  # When the API's answer has no expiry.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{16,200}")
@@ -130,20 +131,16 @@ def image_bytes(client: ApiClient, url: str) -> bytes:
 
 
 def for_display(data: bytes, side: int) -> bytes:
-    """PNG bytes of the image scaled so that its longer side is `side` px: 64² model outputs are
-    upscaled (nearest-neighbour by whole factors, then bicubic) so that they stay sharp on a laptop."""
+    """PNG bytes of the image scaled so that its longer side is `side` px, with a smooth filter
+    (Lanczos): a 64² model output upscaled by nearest neighbour looks blocky on a laptop screen."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as opened:
         im = opened.convert("RGB")
-        longest = max(im.size)
-        if longest < side:
-            factor = max(side // longest, 1)
-            im = im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
         scale = side / max(im.size)
         if abs(scale - 1.0) > 1e-3:
             size = (max(round(im.width * scale), 1), max(round(im.height * scale), 1))
-            im = im.resize(size, Image.Resampling.BICUBIC)
+            im = im.resize(size, Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         im.save(buf, format="PNG")
         return buf.getvalue()
@@ -200,35 +197,102 @@ def label_filters(
     *,
     key: str,                                   # Widget key prefix (one per place the filters appear).
     allow_any: bool = True,                     # Offer "Any" (no filter) first.
-    defaults: dict[str, str] | None = None,     # Preselected values by field, when the model has them.
+    defaults: dict[str, str | None] | None = None,  # Preselected values by field (None = "Any").
+    counts: dict[str, dict[str, int]] | None = None,  # Items per value given the other filters (the
+                                                #   catalog's `counts`): shown, and values without any left out.
 ) -> dict[str, str | None]:
     """One selectbox per label field, side by side; returns {field: value or None for "Any"}."""
     columns = label_columns(client)
     present = [f for f in fields if f in columns]
     chosen: dict[str, str | None] = {}
     for slot, field in zip(st.columns(max(len(present), 1)), present, strict=False):
-        values = list(columns[field]["values"])
-        options = [ANY, *values] if allow_any else values
         default = (defaults or {}).get(field)
+        held = _held(counts, field)
+        values = [v for v in columns[field]["values"] if held is None or held.get(v.casefold()) or v == default]
+        options = [ANY, *values] if allow_any else values
         index = options.index(default) if default in options else 0
         with slot:
             value = st.selectbox(
-                field.capitalize(), options, index=index, format_func=_label_text, key=f"{key}-{field}"
+                field.capitalize(), options, index=index, key=f"{key}-{field}", format_func=_value_text(field, held)
             )
         chosen[field] = None if value == ANY else value
     return chosen
 
 
-def _label_text(value: str) -> str:
+def _held(counts: dict[str, dict[str, int]] | None, field: str) -> dict[str, int] | None:
+    """{value casefolded: items} of one field, or None when not known (every value is offered)."""
+    if counts is None or field not in counts:
+        return None
+    return {str(v).casefold(): int(n) for v, n in counts[field].items()}
+
+
+def current_filters(fields: tuple[str, ...], *, key: str, defaults: dict[str, str | None]) -> dict[str, str | None]:
+    """The values `label_filters(key=key)` will return in this run, before it draws them: what the
+    shopper just chose (the widgets' state), else `defaults`."""
+    out: dict[str, str | None] = {}
+    for field in fields:
+        value = st.session_state.get(f"{key}-{field}", defaults.get(field))
+        out[field] = None if value in (None, ANY) else str(value)
+    return out
+
+
+# Shopper words for the model's label values (its schema's own words are the developers').
+CATEGORY_WORDS = {
+    "tops": "top", "bottoms": "bottoms", "footwear": "shoes", "accessories": "accessory", "bags": "bag",
+    "innerwear": "innerwear", "outerwear": "jacket", "dresses": "dress",
+}
+VIEW_WORDS = {"on_model": "on a model", "flat": "product shot"}
+UNNAMED = "other"                       # The value that collects rare labels: not worth saying.
+
+
+def shopper_name(fields: dict[str, str | None]) -> str:
+    """An item's name in a shopper's words from its friendly fields (category, colour, gender), e.g.
+    {"category": "tops", "colour": "blue", "gender": "Men"} -> "Blue top · men"."""
+    category = fields.get("category")
+    colour = fields.get("colour")
+    gender = fields.get("gender")
+    thing = CATEGORY_WORDS.get(str(category), str(category).replace("_", " ")) if category not in (None, UNNAMED) \
+        else "item"
+    words = f"{colour.replace('_', ' ')} {thing}" if colour and colour != UNNAMED else thing
+    parts = [words[:1].upper() + words[1:]]
+    if gender and gender != UNNAMED:
+        parts.append(gender.replace("_", " ").lower())
+    return " · ".join(parts)
+
+
+def _value_text(field: str, held: dict[str, int] | None = None) -> Callable[[str], str]:
+    def text(value: str) -> str:
+        if value == ANY:
+            return value
+        words = label_value_text(field, value)
+        return f"{words} ({held.get(value.casefold(), 0)})" if held is not None else words
+
+    return text
+
+
+def label_value_text(field: str, value: str) -> str:
+    """A label value as a filter shows it ("on_model" -> "on a model")."""
+    if field == "view":
+        return VIEW_WORDS.get(value, value.replace("_", " "))
     return value.replace("_", " ")
 
 
+def fields_of(labels: dict[str, str], columns: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    """{friendly field: value} of labels given by schema name, through `label_columns`."""
+    by_name = {col["name"]: field for field, col in columns.items()}
+    return {by_name[name]: value for name, value in labels.items() if name in by_name}
+
+
 def item_from_catalog(item: dict[str, Any]) -> dict[str, Any]:
-    """A shop item from a CatalogItemPublic (the Try-on page sends `ref` to POST /v1/tryon)."""
+    """A shop item from a CatalogItemPublic (the Try-on page sends `ref` to POST /v1/tryon). A
+    generated item is named in a shopper's words from its fields; a designer pick keeps its name."""
+    fields = {f: item.get(f) for f in ("category", "colour", "gender", "view")}
+    designer = item.get("source") == "designer"
     return {
         "ref": {"catalog_id": item["id"]},
-        "name": item.get("name") or "catalog item",
+        "name": (item.get("name") if designer else None) or shopper_name(fields),
         "labels": item.get("labels") or {},
+        "fields": fields,
         "image": item.get("image"),
         "seed": item.get("seed"),
         "truncation": item.get("truncation"),
@@ -242,6 +306,7 @@ def item_from_product(product: dict[str, Any]) -> dict[str, Any]:
         "ref": {"product_id": product["id"]},
         "name": product.get("name") or "product",
         "labels": product.get("labels") or {},
+        "fields": {f: product.get(f) for f in ("category", "colour", "gender", "view")},
         "image": product.get("photo"),
         "seed": None,
         "truncation": None,
@@ -254,13 +319,18 @@ def item_kind(item: dict[str, Any]) -> str:
     return "Photo" if item.get("source") == "product" else "Generated design"
 
 
-def item_from_outfit(outfit: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """A shop item from an OutfitPublic (a freshly generated outfit, not in the catalog)."""
+def item_from_outfit(
+    outfit: dict[str, Any], name: str | None = None, columns: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A shop item from an OutfitPublic (a freshly generated outfit, not in the catalog).
+    columns: `label_columns`, to name it in a shopper's words."""
     labels = outfit.get("labels") or {}
+    fields = fields_of(labels, columns or {})
     return {
         "ref": {"outfit_id": outfit["id"]},
-        "name": name or " ".join(str(v) for k, v in labels.items() if k != "view") or "generated outfit",
+        "name": name or shopper_name(fields),
         "labels": labels,
+        "fields": fields,
         "image": outfit.get("image"),
         "seed": outfit.get("seed"),
         "truncation": outfit.get("truncation"),
@@ -269,10 +339,10 @@ def item_from_outfit(outfit: dict[str, Any], name: str | None = None) -> dict[st
 
 
 def describe_item(item: dict[str, Any]) -> str:
-    labels = ", ".join(f"{k}: {v}" for k, v in item.get("labels", {}).items())
-    extra = []
-    if item.get("seed") is not None:
-        extra.append(f"seed {item['seed']}")
-    if item.get("truncation") is not None:
-        extra.append(f"truncation {float(item['truncation']):.2f}")
-    return "  ·  ".join(x for x in (labels, ", ".join(extra)) if x)
+    """What a shopper reads under an item: its name's words and how it is shown, e.g.
+    "Blue top · men · on a model"."""
+    fields = item.get("fields") or {}
+    parts = [shopper_name(fields)] if fields else []
+    if fields.get("view"):
+        parts.append(label_value_text("view", str(fields["view"])))
+    return " · ".join(parts)

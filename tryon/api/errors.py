@@ -145,7 +145,7 @@ def error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Idempotency key reused for a different request",
         413: "Too large (bytes or pixels)",
         415: "Not an allowed image type (JPEG, PNG, WebP)",
-        422: "A valid image that cannot be used (no face)",
+        422: "A valid image that cannot be used (no face, several faces)",
         429: "Too many requests",
         503: "No model available, or a backend is down",
     }

@@ -219,7 +219,7 @@ class FashionService:
 # Catalog, variants and garment transfer: storing what the pipelines make (routes and jobs share it).
 
 LATENT_MEDIA_TYPE = "application/x-npz"
-CATALOG_PER_GROUP = 2                   # Generated catalog items per category x gender x view.
+CATALOG_PER_GROUP = 4                   # Generated catalog items per category x gender x view (its top colours).
 CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
 CATALOG_STALE_S = 600.0                 # A fill claimed longer ago than this belonged to a dead process.
 CATALOG_WAIT_S = 120.0                  # How long a request waits for another process's fill.

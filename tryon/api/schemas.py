@@ -109,14 +109,32 @@ class ImagePublic(BaseModel):
 # --- Faces --------------------------------------------------------------------------------------------
 
 
+class FoundFacePublic(BaseModel):
+    """One face of an uploaded photo with several."""
+
+    index: int = Field(description="Send it as `face` to use this face (0 = the largest).")
+    box: list[float] = Field(description="x0, y0, x1, y1 of the face in the upright photo, px.",
+                             examples=[[116.0, 31.0, 203.0, 117.0]])
+    score: float = Field(description="The face detector's confidence, 0-1.")
+
+
+class FaceChoiceErrorPublic(ErrorPublic):
+    """A photo with no usable face, or with several when the upload did not say which (`faces`)."""
+
+    faces: list[FoundFacePublic] | None = Field(None, description="The faces found, largest first.")
+    photo_width: int | None = Field(None, description="Width of the upright photo the boxes refer to, px.")
+    photo_height: int | None = None
+
+
 class FacePublic(BaseModel):
     id: str
     status: str = Field(examples=["uploaded", "projecting", "projected"])
     photo: ImagePublic | None = Field(description="The upload, upright, metadata removed.")
     aligned: ImagePublic | None = Field(description="The face, aligned and cropped like the training faces.")
     images: list[ImagePublic] = Field(description="Every stored image derived from this face.")
-    faces_found: int | None = Field(None, description="Faces in the photo; the largest is used.")
-    note: str | None = Field(None, examples=["2 faces were found; the largest was used."])
+    faces_found: int | None = Field(None, description="Faces in the photo (the upload's `face` chose one).")
+    face_index: int | None = Field(None, description="Which of them is used (0 = the largest).")
+    note: str | None = Field(None, examples=["2 faces were found in the photo; face 1, as asked, was used."])
     projection_job: JobPublic | None = None
     refinement: Literal["pending", "done", "failed"] | None = Field(
         None,
@@ -322,6 +340,12 @@ class CatalogPage(BaseModel):
     page: int
     per_page: int
     total: int
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="For each filter (category, colour, gender, view): the items each of its values holds "
+        "given the other filters; a value that is absent holds none.",
+        examples=[{"colour": {"blue": 12, "black": 8}, "view": {"on_model": 20}}],
+    )
 
 
 class CatalogCreate(BaseModel):

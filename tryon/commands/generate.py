@@ -3,7 +3,8 @@
     tryon generate --checkpoint DIR --label articleType=Tshirts --label gender=Men --seeds 0-15 \\
         --truncation 0.7 --out grid.png        # one grid image
     tryon generate --checkpoint DIR --class-index 3 --seeds 1,5,9 --out samples/   # seed0001.png, ...
-    tryon labels --checkpoint DIR
+    tryon labels                               # the shipped fashion model's labels
+    tryon generate --seeds 0-7 --out grid.png  # the shipped model; labels drawn from its training data
 
 Latents follow NVlabs' generate.py: z = np.random.RandomState(seed).randn(z_dim), so a seed gives
 the same image here as there, and the same image whatever other seeds are generated with it.
@@ -12,6 +13,7 @@ the same image here as there, and the same image whatever other seeds are genera
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -26,10 +28,12 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from tryon.labels import LabelDistribution, LabelSchema
     from tryon.nn import Generator
 
 log = logging.getLogger(__name__)
 
+SHIPPED_HELP = "the shipped fashion model, tryon/assets/fashion"
 _MAX_SEED = 2**32 - 1                   # np.random.RandomState accepts 0 .. 2**32 - 1.
 _GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -41,10 +45,12 @@ def register(subparsers: Any) -> None:
         description=(
             "Generate images with a checkpoint's generator. --out ending in '/' writes one PNG per seed "
             "(seed0000.png, ...); otherwise one grid image. Labels are NAME=VALUE pairs from the "
-            "checkpoint's label schema (see `tryon labels`), or raw indices into the label vector."
+            "checkpoint's label schema (see `tryon labels`), or raw indices into the label vector. Without "
+            "any, a conditional generator gets for each seed a label combination drawn from its training "
+            "data (in proportion to how often it occurs there), and the command says which."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint folder")
+    parser.add_argument("--checkpoint", metavar="DIR", help=f"checkpoint folder (default: {SHIPPED_HELP})")
     parser.add_argument("--network", default="G_ema", help="which generator of the checkpoint (default G_ema)")
     parser.add_argument(
         "--label",
@@ -72,9 +78,15 @@ def register_labels(subparsers: Any) -> None:
         help="list the labels a checkpoint's generator is conditioned on",
         description="List the label names and values that `tryon generate --label NAME=VALUE` accepts.",
     )
-    parser.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint folder")
+    parser.add_argument("--checkpoint", metavar="DIR", help=f"checkpoint folder (default: {SHIPPED_HELP})")
     parser.add_argument("--network", default="G_ema", help="which generator of the checkpoint (default G_ema)")
     parser.add_argument("--json", action="store_true", help="print the label schema as JSON")
+    parser.add_argument(
+        "--record-distribution",
+        metavar="DATA.zip",
+        help="count the label combinations of a dataset zip (the model's training set) and write them to "
+        "DIR/label_distribution.json, where `tryon generate` without --label draws from them",
+    )
     parser.set_defaults(func=run_labels)
 
 
@@ -158,6 +170,122 @@ def condition_vector(
     return c
 
 
+# Draws of label combinations use their own stream, so that a seed's combination does not depend
+# on the other seeds, nor its latent (RandomState(seed), as NVlabs) on the draw.
+_LABEL_DRAW_STREAM = 0x1AB5
+
+
+def sampled_conditions(
+    c_dim: int, label_schema: dict[str, Any] | None, training: dict[str, Any] | None, seeds: Sequence[int]
+) -> list[np.ndarray]:
+    """A condition vector [c_dim] per seed, its label combination drawn from the checkpoint's training
+    data (`training` → "label_distribution", see tryon.labels.LabelDistribution) in proportion to its
+    count; each is printed ("seed 3: articleGroup=tops, ..."). Without that record the grid rows of
+    the training run (its most frequent combinations) are drawn from, equally often."""
+    import numpy as np
+
+    from tryon.labels import LabelSchema
+
+    if label_schema is None:
+        raise InputError(
+            f"this generator is conditional (c_dim {c_dim}) and its checkpoint names no labels: give "
+            f"--label I or --class-index I (0..{c_dim - 1})"
+        )
+    schema = LabelSchema.from_json(label_schema)
+    distribution, source = _training_distribution(schema, training or {})
+    if distribution is None:
+        raise InputError(
+            f"this generator is conditional (c_dim {c_dim}) and its checkpoint does not record its training "
+            "labels: give --label NAME=VALUE (see `tryon labels --checkpoint DIR`) or --class-index I"
+        )
+    print(f"no --label given: each seed gets a label combination drawn from {source}")
+    conditions = []
+    for seed in seeds:
+        labels = distribution.sample(np.random.RandomState([_LABEL_DRAW_STREAM, seed]))
+        print(f"seed {seed}: " + ", ".join(f"{k}={v}" for k, v in labels.items()))
+        conditions.append(schema.encode(labels))
+    return conditions
+
+
+def _training_distribution(schema: LabelSchema, training: dict[str, Any]) -> tuple[LabelDistribution | None, str]:
+    """(the label distribution a checkpoint records, how to say where it comes from)."""
+    from tryon.labels import LabelDistribution
+
+    raw = training.get("label_distribution")
+    if raw is not None:
+        distribution = LabelDistribution.from_json(raw)
+        return distribution, (
+            f"its training data ({len(distribution.combinations)} combinations of {distribution.total:,} images, "
+            "in proportion)"
+        )
+    rows = (training.get("grid") or {}).get("rows") or []
+    combinations = []
+    for row in rows:
+        pairs = [part.split("=", 1) for part in str(row).split(", ") if "=" in part]
+        labels = {k: v for k, v in pairs}
+        with contextlib.suppress(InputError):
+            schema.encode(labels)
+            combinations.append((labels, 1))
+    if not combinations:
+        return None, ""
+    return LabelDistribution(combinations=tuple(combinations), total=len(combinations)), (
+        f"the {len(combinations)} most frequent combinations of its training data (equally often)"
+    )
+
+
+def training_distribution(checkpoint: str, training: dict[str, Any] | None) -> dict[str, Any]:
+    """A checkpoint's training record, with the label distribution recorded beside it
+    (LABEL_DISTRIBUTION_FILE, see `tryon labels --record-distribution`) when its config has none."""
+    from tryon.labels import recorded_distribution
+
+    record = dict(training or {})
+    distribution = recorded_distribution(Path(checkpoint), training)
+    if distribution is not None:
+        record["label_distribution"] = distribution.to_json()
+    return record
+
+
+def record_distribution(checkpoint: str, schema: LabelSchema, data: str) -> Path:
+    """Count the label combinations of the dataset zip `data` (its dataset.json labels, named by its
+    label_schema.json) and write them to `checkpoint`/LABEL_DISTRIBUTION_FILE. Every value must be one the
+    checkpoint's schema knows (the zip is its training set)."""
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from tryon.labels import LABEL_DISTRIBUTION_FILE, LabelDistribution, LabelSchema
+
+    try:
+        with zipfile.ZipFile(data) as z:
+            labels = json.loads(z.read("dataset.json"))["labels"]
+            zip_schema = LabelSchema.from_json(json.loads(z.read("label_schema.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"--record-distribution {data}: not a labelled dataset zip ({exc})") from exc
+    vectors = np.array([entry[1] for entry in labels], dtype=np.float32)
+    counted = LabelDistribution.from_vectors(zip_schema, vectors)
+    for combination, _ in counted.combinations:
+        schema.encode(combination)  # InputError: the zip has labels this model was not trained on.
+    record = {"source": f"{Path(data).name}: {counted.total:,} images", **counted.to_json()}
+    out = Path(checkpoint) / LABEL_DISTRIBUTION_FILE
+    rows = ",\n".join("  " + json.dumps(entry) for entry in record.pop("combinations"))  # One a line.
+    head = json.dumps(record)[:-1]
+    out.write_text(f'{head}, "combinations": [\n{rows}\n]}}\n', encoding="utf-8")
+    return out
+
+
+def checkpoint_folder(arg: str | None) -> str:
+    """--checkpoint, or the shipped fashion model when it is not given."""
+    if arg:
+        return arg
+    from tryon.config import shipped_fashion_checkpoint
+
+    shipped = shipped_fashion_checkpoint()
+    if shipped is None:
+        raise InputError("no --checkpoint given and no shipped fashion model in tryon/assets/fashion")
+    return str(shipped)
+
+
 def _output_target(out: str) -> tuple[Path, bool]:
     """(path, is_folder) for --out; a folder ends in '/'."""
     is_folder = out.endswith("/") or out.endswith(os.sep)
@@ -214,20 +342,30 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.truncation_cutoff is not None and args.truncation_cutoff < 0:
         raise InputError("--truncation-cutoff must be >= 0")
 
+    import torch
+    from tqdm import tqdm
+
     from tryon.checkpoint import load_checkpoint
     from tryon.imaging import make_grid, save_image, to_uint8
     from tryon.nn import Generator
 
     device = _device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, names=(args.network,), device=device)
+    checkpoint = checkpoint_folder(args.checkpoint)
+    ckpt = load_checkpoint(checkpoint, names=(args.network,), device=device)
     G = ckpt.networks[args.network]
     if not isinstance(G, Generator):
-        raise InputError(f"network {args.network!r} of {args.checkpoint} is not a generator")
-    c = condition_vector(G.c_dim, ckpt.label_schema, args.label, args.class_index)
+        raise InputError(f"network {args.network!r} of {checkpoint} is not a generator")
+    if G.c_dim and not args.label and not args.class_index:
+        record = training_distribution(checkpoint, ckpt.training)
+        conditions = sampled_conditions(G.c_dim, ckpt.label_schema, record, seeds)
+    else:
+        c = condition_vector(G.c_dim, ckpt.label_schema, args.label, args.class_index)
+        conditions = [c] * len(seeds)
     images = to_uint8(
-        generate_images(
-            G, seeds, c, args.truncation, args.truncation_cutoff, args.noise_mode, device, progress=True
-        )
+        torch.cat([
+            generate_images(G, [seed], c, args.truncation, args.truncation_cutoff, args.noise_mode, device)
+            for seed, c in zip(tqdm(seeds, desc="generate", unit="img", disable=None), conditions, strict=True)
+        ])
     )
     if is_folder:
         out.mkdir(parents=True, exist_ok=True)
@@ -258,28 +396,35 @@ def run_labels(args: argparse.Namespace) -> int:
     from tryon.checkpoint import read_checkpoint_config
     from tryon.labels import LabelSchema
 
-    doc = read_checkpoint_config(args.checkpoint)
+    checkpoint = checkpoint_folder(args.checkpoint)
+    doc = read_checkpoint_config(checkpoint)
     entry = doc["networks"].get(args.network)
     if entry is None:
-        raise InputError(f"checkpoint {args.checkpoint} has no network {args.network!r}")
+        raise InputError(f"checkpoint {checkpoint} has no network {args.network!r}")
     c_dim = entry["kwargs"].get("c_dim", 0)
     raw = doc.get("label_schema")
+    if args.record_distribution and (not c_dim or raw is None):
+        raise InputError(f"--record-distribution needs a conditional generator with label names; {checkpoint} has none")
     if args.json:
         import json
 
         print(json.dumps(LabelSchema.from_json(raw).to_json() if raw else None, indent=2))
         return 0
     if not c_dim:
-        print(f"{args.checkpoint}: the generator is unconditional (no labels)")
+        print(f"{checkpoint}: the generator is unconditional (no labels)")
         return 0
     if raw is None:
         print(
-            f"{args.checkpoint}: the generator is conditional (c_dim {c_dim}) but the checkpoint has no "
+            f"{checkpoint}: the generator is conditional (c_dim {c_dim}) but the checkpoint has no "
             f"label names; use --label I or --class-index I with I in 0..{c_dim - 1}"
         )
         return 0
     schema = LabelSchema.from_json(raw)
-    print(f"{args.checkpoint}: {len(schema.columns)} labels (c_dim {schema.dim}); use --label NAME=VALUE")
+    if args.record_distribution:
+        out = record_distribution(checkpoint, schema, args.record_distribution)
+        print(f"wrote the label combinations of {args.record_distribution} to {out}")
+        return 0
+    print(f"{checkpoint}: {len(schema.columns)} labels (c_dim {schema.dim}); use --label NAME=VALUE")
     for col in schema.columns:
         print(f"{col.name} ({len(col.values)} values):")
         print(textwrap.fill(", ".join(col.values), width=100, initial_indent="  ", subsequent_indent="  "))

@@ -75,7 +75,8 @@ def run_ui(args: argparse.Namespace) -> int:
         raise InputError(f"--api-url must be an http(s) URL, got {api_url!r}")
     check_port_free(host, ui_port, "--ui-port")
     env = {**os.environ, "TRYON_UI_API_URL": api_url.rstrip("/"), "PYTHONUNBUFFERED": "1"}
-    ui = subprocess.Popen(streamlit_command(ui_script(), host, ui_port), env=env, stdout=subprocess.DEVNULL)
+    command = streamlit_command(ui_script(), host, ui_port, max_upload_bytes=settings.max_upload_bytes)
+    ui = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     ui_url = local_url(host, ui_port)
@@ -125,14 +126,17 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def streamlit_command(script: Path, host: str, port: int) -> list[str]:
+def streamlit_command(script: Path, host: str, port: int, *, max_upload_bytes: int) -> list[str]:
     """`streamlit run` for a server: headless, no telemetry, no file watcher, no error details
-    (through ui.server, which fixes Streamlit 1.60's gzip middleware under Starlette >= 1.5)."""
+    (through ui.server, which fixes Streamlit 1.60's gzip middleware under Starlette >= 1.5).
+    max_upload_bytes: the API's upload limit; the storefront's uploaders take (and say) the same, in
+    whole MiB (Streamlit's own default is 200 MB)."""
     return [
         sys.executable, "-m", "ui.server", "run", str(script),  # `streamlit run` + a compatibility fix.
         "--server.headless=true",
         f"--server.address={host}",
         f"--server.port={port}",
+        f"--server.maxUploadSize={max(max_upload_bytes // 2**20, 1)}",
         "--server.fileWatcherType=none",
         "--server.runOnSave=false",
         "--browser.gatherUsageStats=false",
@@ -237,7 +241,8 @@ def run_up(args: argparse.Namespace) -> int:
         wait_until_healthy(f"{api_url}/health", alive=lambda: api.is_alive() and not stop.is_set())
         env = {**os.environ, "TRYON_UI_API_URL": api_url, "PYTHONUNBUFFERED": "1"}
         # Streamlit's stdout is only its banner (we print the URLs); its log and errors go to stderr.
-        ui = subprocess.Popen(streamlit_command(script, host, ui_port), env=env, stdout=subprocess.DEVNULL)
+        command = streamlit_command(script, host, ui_port, max_upload_bytes=settings.max_upload_bytes)
+        ui = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         ui_proc = ui
         wait_until_healthy(
             f"{ui_url}{UI_HEALTH_PATH}", alive=lambda: ui_proc.poll() is None and not stop.is_set()

@@ -967,6 +967,33 @@ def list_catalog_items(
     return rows, total
 
 
+CATALOG_FACETS = ("category", "colour", "gender", "view")  # CatalogItem columns a shopper filters by.
+
+
+def catalog_facets(session: Session, *, source: str | None = None, **filters: str | None) -> dict[str, dict[str, int]]:
+    """For each filter field (CATALOG_FACETS), how many items each of its values holds among the items
+    that match the other filters (values compared case-insensitively): {field: {value: count}}, the
+    values as stored. What a shop's filters can say ("blue (12)") and leave out (0 items)."""
+    unknown = set(filters) - set(CATALOG_FACETS)
+    if unknown:
+        raise ValueError(f"no catalog filter {sorted(unknown)}")
+    out: dict[str, dict[str, int]] = {}
+    for field in CATALOG_FACETS:
+        column = getattr(CatalogItem, field)
+        conditions = [
+            func.lower(getattr(CatalogItem, other)) == value.lower()
+            for other, value in filters.items()
+            if value is not None and other != field
+        ]
+        if source is not None:
+            conditions.append(CatalogItem.source == source)
+        rows = session.execute(
+            select(column, func.count()).where(*conditions, column.is_not(None)).group_by(column)
+        ).all()
+        out[field] = {str(value): int(n) for value, n in rows}
+    return out
+
+
 def get_catalog_item(session: Session, *, item_id: str) -> CatalogItem | None:
     """A catalog item by id (the catalog is shared: no owner filter)."""
     return session.get(CatalogItem, item_id)

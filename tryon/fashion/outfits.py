@@ -36,7 +36,7 @@ from tryon.errors import CheckpointError, InputError
 
 if TYPE_CHECKING:
     from tryon.feature_net import FeatureNet
-    from tryon.labels import LabelSchema
+    from tryon.labels import LabelDistribution, LabelSchema
     from tryon.nn import Discriminator, Generator
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ MAX_TRUNCATION = 1.5                    # Above 1 extrapolates away from the ave
 MAX_SEEDS = 64                          # Seeds per call (a request, a CLI run).
 SHIPPED_FASHION = Path(__file__).resolve().parents[1] / "assets" / "fashion"
 SHIPPED_FEATURES = Path(__file__).resolve().parents[1] / "assets" / "fashion_features"
+CATALOG_MIN_IMAGES = 50                 # Training images a catalog group needs (see catalog_specs).
 
 # Friendly request fields -> label schema column names they may stand for (first match wins,
 # compared case-insensitively).
@@ -103,6 +104,7 @@ class FashionPipeline:
         device: str | torch.device = "cpu",     # Where the networks run.
         ops_impl: str = "auto",                 # tryon.ops implementation ("auto", "cpp", "cuda", "ref").
         features_dir: Path | None = None,       # Domain classifier; None = fashion_features beside the checkpoint.
+        distribution: LabelDistribution | None = None,  # Its training data's label combinations, if recorded.
         precision: str = "fp32",                # Of rendering: "fp32", "bf16" or "auto" (see `resolve_precision`).
     ) -> None:
         if schema is not None and schema.dim != int(G.c_dim):
@@ -116,6 +118,7 @@ class FashionPipeline:
         self.device = torch.device(device)
         self.ops_impl = ops_impl
         self.features_dir = features_dir
+        self.distribution = distribution
         from tryon.nn import resolve_precision
 
         self.precision = resolve_precision(precision, self.device)
@@ -135,7 +138,7 @@ class FashionPipeline:
     ) -> FashionPipeline:
         """Load the G_ema of a checkpoint (strict). Raises CheckpointError with the reason."""
         from tryon.checkpoint import CONFIG_FILE, load_checkpoint
-        from tryon.labels import LabelSchema
+        from tryon.labels import LabelSchema, recorded_distribution
         from tryon.nn import Generator
 
         path = Path(directory) if directory is not None else SHIPPED_FASHION
@@ -153,6 +156,7 @@ class FashionPipeline:
             device=device,
             ops_impl=ops_impl,
             features_dir=Path(features_dir) if features_dir is not None else None,
+            distribution=recorded_distribution(path, ckpt.training) if schema is not None else None,
             precision=precision,
         )
 
@@ -399,8 +403,12 @@ class FashionPipeline:
 
     def catalog_specs(self, per_group: int = 2, truncation: float = 0.7) -> list[tuple[str, OutfitSpec]]:
         """The shipped catalog: `per_group` items per category x gender x view (values other than
-        "other"), colours spread over the items in turn, seeds 0, 1, 2, ... Deterministic for a
-        checkpoint. Returns [(name, spec)] in catalog order."""
+        "other"), seeds 0, 1, 2, ... Deterministic for a checkpoint. Returns [(name, spec)] in catalog order.
+
+        With the training data's label distribution (`distribution`), only the groups it holds in number
+        are offered (at least CATALOG_MIN_IMAGES images: no shoes "on a model" from 5 photos), and each
+        group's items take its most frequent colours in turn; without it, every group, colours spread
+        over the items."""
         from tryon.labels import OTHER
 
         columns = self.field_columns()
@@ -414,16 +422,28 @@ class FashionPipeline:
             vals = [v for v in self.schema.column(columns[field]).values if v != OTHER]
             return list(vals) or [None]
 
+        def named(chosen: dict[str, str | None]) -> dict[str, str]:
+            return {columns[f]: v for f, v in chosen.items() if v is not None and f in columns}
+
         colours = values("colour")
         out: list[tuple[str, OutfitSpec]] = []
         for category in values("category"):
             for gender in values("gender"):
                 for view in values("view"):
-                    for _ in range(per_group):
+                    group = {"category": category, "gender": gender, "view": view}
+                    group_colours = colours
+                    if self.distribution is not None:
+                        if self.distribution.count(named(group)) < CATALOG_MIN_IMAGES:
+                            continue
+                        counts = {c: self.distribution.count(named({**group, "colour": c})) for c in colours}
+                        group_colours = sorted((c for c in colours if counts[c]), key=lambda c: -counts[c]) or colours
+                    for j in range(per_group):
                         k = len(out)
-                        colour = colours[(k * 5) % len(colours)]  # A stride coprime to most lengths spreads them.
-                        chosen = {"category": category, "colour": colour, "gender": gender, "view": view}
-                        labels = {columns[f]: v for f, v in chosen.items() if v is not None and f in columns}
+                        if self.distribution is not None:
+                            colour = group_colours[j % len(group_colours)]
+                        else:
+                            colour = colours[(k * 5) % len(colours)]  # A stride coprime to most lengths spreads them.
+                        labels = named({**group, "colour": colour})
                         words = [colour, category, f"({', '.join(v for v in (gender, view) if v)})"]
                         name = " ".join(w for w in words if w and w != "()").replace("_", " ")
                         out.append((name, OutfitSpec(labels=labels, seed=k, truncation=truncation)))

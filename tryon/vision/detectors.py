@@ -34,6 +34,7 @@ __all__ = [
     "Hand",
     "Pose",
     "PoseLandmark",
+    "box_iou",
     "close_detectors",
     "detect_face_mesh",
     "detect_faces",
@@ -327,7 +328,7 @@ def detect_faces(
     found.sort(key=lambda d: (-d.score, d.box[0], d.box[1]))
     kept: list[FaceDetection] = []
     for det in found:  # Greedy non-maximum suppression across the two models.
-        if all(_iou(det.box, k.box) < 0.4 for k in kept):
+        if all(box_iou(det.box, k.box) < 0.4 for k in kept):
             kept.append(det)
     return kept
 
@@ -428,7 +429,8 @@ def segment_person(image: np.ndarray | Image.Image) -> np.ndarray:
     return np.clip(mask, 0.0, 1.0)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes [4] x0, y0, x1, y1."""
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)

@@ -17,12 +17,15 @@ from ui.client import ApiClient
 from ui.common import (
     DETAIL_IMAGE_PX,
     GRID_IMAGE_PX,
+    ON_MODEL,
     cached,
+    current_filters,
     describe_item,
     item_from_catalog,
     item_from_outfit,
     item_from_product,
     item_kind,
+    label_columns,
     label_filters,
     reported_errors,
     settings,
@@ -33,27 +36,30 @@ from ui.navigation import go_to
 
 GRID_COLUMNS = 4
 FILTER_FIELDS = ("category", "colour", "gender", "view")
-ON_MODEL = "on_model"                   # The view a face can be put on (flat product shots cannot).
 
 
 def catalog_page(
     client: ApiClient, filters: dict[str, str | None], page: int, per_page: int
-) -> tuple[list[dict[str, Any]], int]:
-    """(items, total) of one catalog page; generated outfits when the API has no catalog."""
+) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, int]] | None]:
+    """(items, total, counts per filter value) of one catalog page; generated outfits (no counts) when
+    the API has no catalog."""
     if cached("has_catalog", lambda: client.has_route("/v1/catalog")):
         body = client.get("/v1/catalog", page=page, per_page=per_page, **filters)
-        return [item_from_catalog(item) for item in body.get("items", [])], int(body.get("total", 0))
+        items = [item_from_catalog(item) for item in body.get("items", [])]
+        return items, int(body.get("total", 0)), body.get("counts")
     # No catalog on this API: a fixed "virtual catalog" of seeds, generated on demand.
     key = f"outfits:{sorted(filters.items(), key=lambda kv: kv[0])}:{page}:{per_page}"
+
+    columns = label_columns(client)
 
     def generate() -> list[dict[str, Any]]:
         body = {k: v for k, v in filters.items() if v is not None}
         return [
-            item_from_outfit(client.post("/v1/outfits", {"view": ON_MODEL, **body, "seed": seed}))
+            item_from_outfit(client.post("/v1/outfits", {"view": ON_MODEL, **body, "seed": seed}), columns=columns)
             for seed in range((page - 1) * per_page, page * per_page)
         ]
 
-    return cached(key, generate), 4 * per_page
+    return cached(key, generate), 4 * per_page, None
 
 
 def _catalog_slice(
@@ -61,9 +67,9 @@ def _catalog_slice(
 ) -> tuple[list[dict[str, Any]], int]:
     """(`count` catalog items from offset `start`, the catalog's total), read in pages of `per_page`."""
     first = start // per_page + 1
-    items, total = catalog_page(client, filters, first, per_page)
+    items, total, _ = catalog_page(client, filters, first, per_page)
     if count > 0 and start + count > first * per_page and first * per_page < total:
-        more, _ = catalog_page(client, filters, first + 1, per_page)
+        more, _, _ = catalog_page(client, filters, first + 1, per_page)
         items = items + more
     skip = start - (first - 1) * per_page
     return items[skip : skip + count], total
@@ -71,19 +77,25 @@ def _catalog_slice(
 
 def shop_page(
     client: ApiClient, filters: dict[str, str | None], page: int, per_page: int
-) -> tuple[list[dict[str, Any]], int]:
-    """(items, total) of one shop page: the shops' products first, then the generated catalog."""
+) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, int]] | None]:
+    """(items, total, counts per filter value) of one shop page: the shops' products first, then the
+    generated catalog. The counts are the catalog's, so they are given only while no shop has products
+    (the products API does not count them)."""
     products: list[dict[str, Any]] = []
     product_total = 0
-    if cached("has_products", lambda: client.has_route("/v1/products")):
+    has_products = cached("has_products", lambda: client.has_route("/v1/products"))
+    if has_products:
         body = client.get("/v1/products", page=page, per_page=per_page, **filters)
         products = [item_from_product(p) for p in body.get("items", [])]
         product_total = int(body.get("total", 0))
     if not product_total:
-        return catalog_page(client, filters, page, per_page)
+        items, total, counts = catalog_page(client, filters, page, per_page)
+        if has_products and int(client.get("/v1/products", per_page=1).get("total", 0)):
+            counts = None  # Products under other filters: the catalog's counts would hide them.
+        return items, total, counts
     start = max((page - 1) * per_page - product_total, 0)  # Where this page's designs start in the catalog.
     designs, design_total = _catalog_slice(client, filters, start, per_page - len(products), per_page)
-    return products + designs, product_total + design_total
+    return products + designs, product_total + design_total, None
 
 
 def tryable(item: dict[str, Any]) -> dict[str, Any]:
@@ -123,14 +135,20 @@ def render() -> None:
     st.title("Shop")
     client = shopper_client()
     with reported_errors():
-        filters = label_filters(client, FILTER_FIELDS, key="shop", defaults={"view": ON_MODEL})
+        # The last filters (kept outside the widgets, whose state ends when the shopper visits another
+        # page) are the defaults: back from the try-on page, the shop shows what it showed.
+        kept = st.session_state.get("shop_filters") or {"view": ON_MODEL}
+        filters = current_filters(FILTER_FIELDS, key="shop", defaults=kept)
         per_page = settings().page_size
-        if st.session_state.get("shop_filters") != filters:  # New filters start on page 1.
+        if st.session_state.get("shop_filters") != filters:  # New filters start on page 1, without a detail.
             st.session_state["shop_filters"] = filters
             st.session_state["shop_page"] = 1
+            st.session_state.pop("shop_detail", None)
         page = int(st.session_state.get("shop_page", 1))
         with st.spinner("Loading the catalog…"):
-            items, total = shop_page(client, filters, page, per_page)
+            items, total, counts = shop_page(client, filters, page, per_page)
+        # The filters say how many items each choice holds, and offer none that holds nothing.
+        label_filters(client, FILTER_FIELDS, key="shop", defaults=filters, counts=counts)
         detail = st.session_state.get("shop_detail")
         if detail is not None:
             render_detail(client, detail)

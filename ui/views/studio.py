@@ -6,7 +6,7 @@ API: POST /v1/variants, POST /v1/catalog, POST /v1/garments (+ its job), GET /v1
 GET /v1/labels. Every call sends `X-API-Key`.
 
 State (st.session_state): designer_key, variants ({"mode", "items": [{"outfit_id", "image",
-"params"}]}), garment (GarmentPublic once its job is done).
+"params"}], "inputs": [(caption, image)] of a mix}), garment (GarmentPublic once its job is done).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ui.client import ApiClient, ApiError
 from ui.common import (
     DETAIL_IMAGE_PX,
     GRID_IMAGE_PX,
+    ON_MODEL,
     api_base,
     cached,
     label_columns,
@@ -117,8 +118,10 @@ def check_key(client: ApiClient) -> bool:
 
 
 def garment_spec(client: ApiClient, key: str, *, seed: int = 0) -> dict[str, Any]:
-    """Label selectboxes, a seed and a truncation: the `base` / `other` of POST /v1/variants."""
-    spec: dict[str, Any] = {k: v for k, v in label_filters(client, LABEL_FIELDS, key=key, allow_any=False).items()}
+    """Label selectboxes (the view on a model by default: what the shop shows), a seed and a
+    truncation: the `base` / `other` of POST /v1/variants."""
+    chosen = label_filters(client, LABEL_FIELDS, key=key, allow_any=False, defaults={"view": ON_MODEL})
+    spec: dict[str, Any] = dict(chosen)
     a, b = st.columns(2)
     spec["seed"] = int(a.number_input("Seed", min_value=0, value=seed, step=1, key=f"{key}-seed"))
     spec["truncation"] = float(
@@ -131,6 +134,12 @@ def request_variants(client: ApiClient, body: dict[str, Any], title: str) -> Non
     with st.spinner(f"Generating {title}…"):
         result = client.post("/v1/variants", body)
     st.session_state["variants"] = {"mode": body["mode"], "title": title, "items": result.get("variants", [])}
+
+
+def single_garment(client: ApiClient, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The image of one garment spec (a seed "variant" of itself), e.g. an input of a mix."""
+    variants = client.post("/v1/variants", {"base": spec, "mode": "seeds", "seeds": [spec["seed"]]}).get("variants")
+    return variants[0].get("image") if variants else None
 
 
 def describe_params(params: dict[str, Any]) -> str:
@@ -170,6 +179,10 @@ def render_variant_controls(client: ApiClient, base: dict[str, Any]) -> None:
         )
         if st.button("Mix styles", key="go-mix"):
             request_variants(client, {"base": base, "mode": "mix", "other": other, "layers": layers}, "a style mix")
+            st.session_state["variants"]["inputs"] = [
+                ("base garment", single_garment(client, base)),
+                ("second garment", single_garment(client, other)),
+            ]
     with lerp_tab:
         st.caption("Walk from the base garment to a second one.")
         other = garment_spec(client, "lerp-other", seed=base["seed"] + 1)
@@ -193,23 +206,41 @@ def render_variants(client: ApiClient) -> None:
     if not items:
         st.info("The API returned no variants.")
         return
+    inputs = result.get("inputs") or []
+    if inputs:  # A mix: what went into it, beside it.
+        st.markdown("**Mixed from**")
+        for slot, (caption, image) in zip(st.columns(GRID_COLUMNS), inputs, strict=False):
+            with slot:
+                show_image(client, image, GRID_IMAGE_PX, caption)
+    captions = [variant_caption(result["mode"], i, len(items), v.get("params", {})) for i, v in enumerate(items)]
     if result["mode"] == "interpolate" and len(items) > 1:
-        step = st.slider("Interpolation", 0, len(items) - 1, 0, key="lerp-view", help="0 = the base garment")
-        show_image(client, items[step]["image"], DETAIL_IMAGE_PX, describe_params(items[step].get("params", {})))
+        step = st.slider("Interpolation", 1, len(items), 1, key="lerp-view", help="1 = the base garment")
+        show_image(client, items[step - 1]["image"], DETAIL_IMAGE_PX, captions[step - 1])
     numbered = list(enumerate(items))
     for start in range(0, len(items), GRID_COLUMNS):
         for slot, (i, v) in zip(st.columns(GRID_COLUMNS), numbered[start : start + GRID_COLUMNS], strict=False):
             with slot:
-                show_image(client, v.get("image"), GRID_IMAGE_PX, describe_params(v.get("params", {})))
+                show_image(client, v.get("image"), GRID_IMAGE_PX, captions[i])
                 st.checkbox("compare", key=f"cmp-{i}-{v['outfit_id']}")
     chosen = [(i, v) for i, v in enumerate(items) if st.session_state.get(f"cmp-{i}-{v['outfit_id']}")]
     if len(chosen) >= 2:
         st.markdown("**Side by side**")
-        for slot, (_i, v) in zip(st.columns(len(chosen[:4])), chosen[:4], strict=False):
+        for slot, (i, v) in zip(st.columns(len(chosen[:4])), chosen[:4], strict=False):
             with slot:
-                show_image(client, v.get("image"), DETAIL_IMAGE_PX, describe_params(v.get("params", {})))
-    choices = [(f"#{i + 1}: {describe_params(v.get('params', {}))}", v["outfit_id"]) for i, v in enumerate(items)]
+                show_image(client, v.get("image"), DETAIL_IMAGE_PX, captions[i])
+    choices = [(f"#{i + 1}: {captions[i]}", v["outfit_id"]) for i, v in enumerate(items)]
     render_save(client, choices)
+
+
+def variant_caption(mode: str, index: int, count: int, params: dict[str, Any]) -> str:
+    """A variant's caption: "step 4 of 7" along an interpolation (the first is the base garment, the
+    last the second one), "fine layers of the second garment" for a mix, else its parameters."""
+    if mode == "interpolate":
+        ends = {0: " (the base garment)", count - 1: " (the second garment)"}
+        return f"step {index + 1} of {count}{ends.get(index, '')}"
+    if mode == "mix" and params.get("layers"):
+        return f"{params['layers']} layers of the second garment"
+    return describe_params(params)
 
 
 def render_save(client: ApiClient, choices: list[tuple[str, str]], *, key: str = "save") -> None:
@@ -220,9 +251,10 @@ def render_save(client: ApiClient, choices: list[tuple[str, str]], *, key: str =
     with st.form(f"{key}-form"):
         labels = [label for label, _ in choices]
         which = st.selectbox("Save to the catalog", labels, key=f"{key}-which")
-        name = st.text_input("Name in the catalog", placeholder="e.g. Midnight tee", key=f"{key}-name")
-        submitted = st.form_submit_button("Save to catalog")
+        st.text_input("Name in the catalog", placeholder="e.g. Midnight tee", key=f"{key}-name")
+        submitted = st.form_submit_button("Save to catalog", on_click=_take_name, args=(key,))
     if submitted:
+        name = str(st.session_state.pop(f"{key}-submitted-name", ""))
         if not name.strip():
             st.error("Give the item a name first.")
             return
@@ -230,6 +262,13 @@ def render_save(client: ApiClient, choices: list[tuple[str, str]], *, key: str =
         with st.spinner("Saving…"):
             item = client.post("/v1/catalog", {"outfit_id": outfit_id, "name": name.strip()})
         st.success(f"Saved “{item.get('name', name)}” to the catalog.")
+
+
+def _take_name(key: str) -> None:
+    """The save button's callback: keep the typed name for this run and empty the field, so that the
+    next item is not saved under the last one's name."""
+    st.session_state[f"{key}-submitted-name"] = st.session_state.get(f"{key}-name", "")
+    st.session_state[f"{key}-name"] = ""
 
 
 def render_garment(client: ApiClient) -> None:
@@ -260,7 +299,7 @@ def render_garment(client: ApiClient) -> None:
         return
     cols = st.columns(3)
     for slot, (field, caption) in zip(
-        cols, [("photo", "your photo"), ("flat", "as our model sees it"), ("on_model", "on a model")], strict=True
+        cols, [("photo", "your photo"), ("flat", "as our generator draws it"), ("on_model", "on a model")], strict=True
     ):
         with slot:
             show_image(client, garment.get(field), GRID_IMAGE_PX, caption)

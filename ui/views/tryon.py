@@ -8,7 +8,8 @@ POST /v1/tryon (+ its job), GET /v1/tryon, DELETE /v1/tryon/{id}, POST /v1/outfi
 
 State (st.session_state): face (FacePublic), face_ids (every face of the shopper's session, as
 GET /v1/faces lists them on each run, oldest first: a reload or a new tab shows them too),
-upload_id (the uploaded file already sent), edit (EditPublic),
+upload_id (the uploaded file already sent), face_choice (a photo with several faces, waiting for the
+shopper to say which is theirs), edit (EditPublic),
 borrowed (the edit that borrowed from another photo: slider edits stack on it), tryon_result
 ({"image", "item", "face_id"}), chosen_item (from the Shop).
 """
@@ -16,6 +17,7 @@ borrowed (the edit that borrowed from another photo: slider edits stack on it), 
 from __future__ import annotations
 
 import contextlib
+import io
 from typing import Any
 
 import streamlit as st
@@ -28,7 +30,9 @@ from ui.common import (
     describe_item,
     for_display,
     image_bytes,
+    image_markup,
     item_from_outfit,
+    label_columns,
     progress_reporter,
     reported_errors,
     settings,
@@ -46,8 +50,23 @@ HISTORY_SIZE = 12                       # Earlier try-ons shown, newest first.
 HISTORY_COLUMNS = 4
 MY_FACES_LIMIT = 100                    # Photos of one session listed (the API's most per page).
 THUMB_IMAGE_PX = 120                    # Displayed side of a photo in "Your photos".
-SLIDER_STEPS = 40                       # Slider positions from a direction's low to high end.
-FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result")  # upload_id stays: a file is sent once.
+SLIDER_STEPS = 3                        # Slider positions a side of "as in your photo".
+MAIN_EDITS = ("age", "smile", "gender", "pose", "glasses")  # Shown first; the others under "More".
+# Each edit's title and the words for its two sides (− and +), as a shopper says them.
+EDIT_WORDS: dict[str, tuple[str, str, str]] = {
+    "age": ("Age", "younger", "older"),
+    "smile": ("Smile", "more serious", "more smiling"),
+    "gender": ("Gender", "more feminine", "more masculine"),
+    "pose": ("Head turn", "to the left", "to the right"),
+    "glasses": ("Glasses", "less", "more"),
+    "blond_hair": ("Blond hair", "darker", "blonder"),
+    "bald": ("Bald", "more hair", "balder"),
+    "mustache": ("Mustache", "less", "more"),
+    "beard": ("Beard", "less", "more"),
+    "hat": ("Hat", "less", "more"),
+    "makeup": ("Make-up", "less", "more"),
+}
+FACE_STATE_KEYS = ("face", "edit", "borrowed", "tryon_result", "face_choice")  # upload_id stays: a file is sent once.
 # What can be borrowed from another photo: a region (a composition job) or layer groups (a mix).
 BORROW: dict[str, tuple[str, Any]] = {
     "Eyes": ("region", "eyes"),
@@ -76,10 +95,23 @@ def edit_directions(client: ApiClient) -> dict[str, Any]:
     return result
 
 
-def upload_selfie(client: ApiClient, name: str, data: bytes, media_type: str) -> None:
-    """POST /v1/faces (its projection job is followed by `follow_projection`)."""
-    with st.spinner("Finding your face…"):
-        face = client.upload("/v1/faces", name, data, media_type)
+def upload_selfie(client: ApiClient, name: str, data: bytes, media_type: str, which: int | None = None) -> None:
+    """POST /v1/faces (its projection job is followed by `follow_projection`). A photo with several
+    faces is kept in `face_choice` with the faces the API found, for the shopper to say which is theirs
+    (`render_face_choice`); which: that choice, the face's index."""
+    st.session_state.pop("face_choice", None)
+    fields = {"face": str(which)} if which is not None else None
+    try:
+        with st.spinner("Finding your face…"):
+            face = client.upload("/v1/faces", name, data, media_type, fields)
+    except ApiError as exc:
+        if exc.status == 422 and len(exc.body.get("faces") or []) > 1:
+            st.session_state["face_choice"] = {
+                "name": name, "data": data, "media_type": media_type, "faces": exc.body["faces"],
+                "size": (exc.body.get("photo_width"), exc.body.get("photo_height")),
+            }
+            return
+        raise
     st.session_state["face"] = face
     ids: list[str] = st.session_state.setdefault("face_ids", [])
     ids.append(face["id"])
@@ -95,7 +127,7 @@ def follow_projection(client: ApiClient) -> None:
     job = (face or {}).get("projection_job")
     if not face or not job or job.get("status") in ("succeeded", "failed"):
         return
-    report = progress_reporter("Learning your face (this takes a while on a CPU)")
+    report = progress_reporter("Getting your face ready")
     with contextlib.suppress(JobFailedError):  # render_face says why, from the reloaded face.
         client.wait_job(job, on_progress=report, timeout=settings().job_timeout)
     st.session_state["face"] = client.get(f"/v1/faces/{face['id']}")
@@ -143,6 +175,52 @@ def render_selfie_input(client: ApiClient) -> None:
     if uploaded is not None and uploaded.file_id != st.session_state.get("upload_id"):
         st.session_state["upload_id"] = uploaded.file_id  # Sent once, even when it is refused.
         upload_selfie(client, uploaded.name or "selfie.jpg", uploaded.getvalue(), uploaded.type or "image/jpeg")
+    render_face_choice(client)
+
+
+def render_face_choice(client: ApiClient) -> None:
+    """The photo just sent shows several faces: it is shown with each face framed and numbered, and
+    the shopper says which one is theirs (the photo is then sent again with that face's index)."""
+    choice = st.session_state.get("face_choice")
+    if not choice:
+        return
+    faces = choice["faces"]
+    st.info(f"We found {len(faces)} faces in this photo. Which one is you?")
+    framed = framed_faces(choice["data"], faces, choice["size"])
+    st.markdown(image_markup(framed, DETAIL_IMAGE_PX * 2, "your photo, each face framed and numbered"),
+                unsafe_allow_html=True)
+    for slot, face in zip(st.columns(min(len(faces), HISTORY_COLUMNS)) * len(faces), faces, strict=False):
+        if slot.button(f"Face {face['index'] + 1} is me", key=f"choose-face-{face['index']}"):
+            upload_selfie(client, choice["name"], choice["data"], choice["media_type"], which=int(face["index"]))
+            st.rerun()
+
+
+FRAME_COLOURS = ((255, 64, 129), (0, 176, 255), (255, 193, 7), (0, 200, 83))
+
+
+def framed_faces(data: bytes, faces: list[dict[str, Any]], size: tuple[int | None, int | None]) -> bytes:
+    """PNG of the photo (upright, at most 640 px) with each face's box drawn and numbered from 1.
+    size: the photo's (width, height) the boxes refer to (the API's upright photo)."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    with Image.open(io.BytesIO(data)) as opened:
+        photo = ImageOps.exif_transpose(opened).convert("RGB")
+    width = size[0] or photo.width
+    photo.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    k = photo.width / width
+    draw = ImageDraw.Draw(photo)
+    line = max(2, photo.width // 160)
+    for face in faces:
+        colour = FRAME_COLOURS[int(face["index"]) % len(FRAME_COLOURS)]
+        x0, y0, x1, y1 = (float(v) * k for v in face["box"])
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        label = str(int(face["index"]) + 1)
+        font_px = max(14, int((y1 - y0) / 4))
+        draw.rectangle((x0, y0 - font_px - 4, x0 + font_px * 0.8 + 6, y0), fill=colour)
+        draw.text((x0 + 4, y0 - font_px - 2), label, fill=(255, 255, 255), font_size=font_px)
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def render_my_photos(client: ApiClient, faces: list[dict[str, Any]]) -> None:
@@ -192,10 +270,10 @@ def render_face(client: ApiClient, face: dict[str, Any]) -> None:
     with cols[1]:
         show_image(client, face.get("aligned"), GRID_IMAGE_PX, "your face, aligned")
     with cols[2]:
-        show_image(client, face.get("reconstruction"), GRID_IMAGE_PX, "as our face model sees it")
+        show_image(client, face.get("reconstruction"), GRID_IMAGE_PX, "your face, ready to edit")
     job = face.get("projection_job")
     if job and job.get("status") == "failed":
-        st.error(f"We could not learn your face: {job.get('error') or 'the projection failed'}. Try another photo.")
+        st.error(f"We could not get your face ready: {job.get('error') or 'the projection failed'}. Try another photo.")
     elif job is None and status != "projected":
         st.info("This server does not project faces yet: edits and the try-on need it.")
     refinement = face.get("refinement")
@@ -215,18 +293,16 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
         st.markdown("**Adjust your face**")
         strengths: dict[str, float] = {}
         items = directions.get("directions", [])
-        for slot, d in zip(st.columns(max(min(len(items), 3), 1)) * 4, items, strict=False):
-            lo, hi = (float(x) for x in d.get("range", (-1.0, 1.0)))
+        main = [d for name in MAIN_EDITS for d in items if d["name"] == name]
+        more = [d for d in items if d["name"] not in MAIN_EDITS]
+        for slot, d in zip(st.columns(max(min(len(main), 3), 1)) * len(main), main, strict=False):
             with slot:
-                strengths[d["name"]] = st.slider(
-                    d["name"].capitalize(),
-                    min_value=lo,
-                    max_value=hi,
-                    value=0.0 if lo <= 0.0 <= hi else lo,
-                    step=(hi - lo) / SLIDER_STEPS,
-                    help=d.get("description"),
-                    key=f"edit-{d['name']}",
-                )
+                strengths[d["name"]] = edit_slider(d)
+        if more:
+            with st.expander("More"):
+                for slot, d in zip(st.columns(3) * len(more), more, strict=False):
+                    with slot:
+                        strengths[d["name"]] = edit_slider(d)
         words = directions.get("instruction_words") or []
         instruction = st.text_input(
             "Or say it in words",
@@ -253,11 +329,50 @@ def render_edits(client: ApiClient, face: dict[str, Any]) -> None:
         with before:
             show_image(client, face.get("reconstruction") or face.get("aligned"), GRID_IMAGE_PX, "before")
         with after:
-            show_image(client, edit.get("image"), GRID_IMAGE_PX, "after: " + describe_strengths(edit))
+            show_image(client, edit.get("image"), GRID_IMAGE_PX, "after: " + describe_strengths(edit, directions))
         if st.button("Reset edits"):
             st.session_state.pop("edit", None)
             st.session_state.pop("borrowed", None)
             st.rerun()
+
+
+def edit_slider(direction: dict[str, Any]) -> float:
+    """A slider of one edit in a shopper's words: from "much younger" through "as in your photo" to
+    "much older" (the API's strengths behind them, SLIDER_STEPS a side)."""
+    name = direction["name"]
+    lo, hi = (float(x) for x in direction.get("range", (-1.0, 1.0)))
+    options = strength_steps(lo, hi)
+    return float(
+        st.select_slider(
+            edit_title(name),
+            options=options,
+            value=min(options, key=abs),
+            format_func=lambda v: strength_words(name, v, lo, hi),
+            key=f"edit-{name}",
+        )
+    )
+
+
+def strength_steps(lo: float, hi: float) -> list[float]:
+    """SLIDER_STEPS strengths a side of 0 (the "no change" position), evenly up to lo and to hi."""
+    below = [lo * k / SLIDER_STEPS for k in range(SLIDER_STEPS, 0, -1)] if lo < 0 else []
+    above = [hi * k / SLIDER_STEPS for k in range(1, SLIDER_STEPS + 1)] if hi > 0 else []
+    return [*below, 0.0, *above]
+
+
+def edit_title(name: str) -> str:
+    return EDIT_WORDS.get(name, (name.replace("_", " ").capitalize(), "less", "more"))[0]
+
+
+def strength_words(name: str, value: float, lo: float, hi: float) -> str:
+    """A strength in words: "as in your photo", "a little older", "older", "much older"."""
+    _, minus, plus = EDIT_WORDS.get(name, (name, "less", "more"))
+    if abs(value) < 1e-9:
+        return "as in your photo"
+    end = hi if value > 0 else lo
+    share = abs(value / end) if end else 1.0
+    level = "a little " if share <= 1 / 3 + 1e-6 else "much " if share > 2 / 3 + 1e-6 else ""
+    return level + (plus if value > 0 else minus)
 
 
 def borrowed_edit(face: dict[str, Any]) -> dict[str, Any] | None:
@@ -266,9 +381,15 @@ def borrowed_edit(face: dict[str, Any]) -> dict[str, Any] | None:
     return borrowed if borrowed is not None and borrowed.get("face_id") == face["id"] else None
 
 
-def describe_strengths(edit: dict[str, Any]) -> str:
+def describe_strengths(edit: dict[str, Any], directions: dict[str, Any] | None = None) -> str:
+    """An edit in words: "smile: much more smiling, age: a little older" (each strength against its direction's
+    range, from GET /v1/edits/directions)."""
     s = edit.get("strengths") or {}
-    parts = [f"{k} {v:+.2g}" for k, v in s.items()]
+    ranges = {d["name"]: d.get("range", (-1.0, 1.0)) for d in (directions or {}).get("directions", [])}
+    parts = []
+    for k, v in s.items():
+        lo, hi = (float(x) for x in ranges.get(k, (-abs(v) or -1.0, abs(v) or 1.0)))
+        parts.append(f"{edit_title(k).lower()}: {strength_words(k, float(v), lo, hi)}")
     borrowed = edit.get("borrowed")
     return ", ".join(([borrowed] if borrowed else []) + parts) or "no change"
 
@@ -337,7 +458,7 @@ def chosen_item(client: ApiClient) -> dict[str, Any] | None:
         with st.spinner("Generating an outfit…"):
             outfit = client.post("/v1/outfits", {"view": "on_model", "seed": seed})
         st.session_state["generated_seed"] = seed + 1
-        st.session_state["chosen_item"] = item_from_outfit(outfit)
+        st.session_state["chosen_item"] = item_from_outfit(outfit, columns=label_columns(client))
         st.rerun()
     return None
 
@@ -355,10 +476,30 @@ def run_tryon(client: ApiClient, face: dict[str, Any], item: dict[str, Any]) -> 
         report = progress_reporter("Putting you in the outfit")
         job = client.wait_job(tryon["job"], on_progress=report, timeout=settings().job_timeout)
         image = (job.get("result") or {}).get("image")
-    if not image:
-        image = client.get(f"/v1/tryon/{tryon['id']}").get("image")
-    st.session_state["tryon_result"] = {"image": image, "item": item, "face_id": face["id"], "id": tryon["id"],
-                                        "path": tryon.get("path")}
+    stored = client.get(f"/v1/tryon/{tryon['id']}")
+    image = image or stored.get("image")
+    box = (stored.get("metrics") or {}).get("face_box")
+    st.session_state["tryon_result"] = {
+        "image": image, "item": item, "face_id": face["id"], "id": tryon["id"], "face_box": box,
+        "path": tryon.get("path"),
+    }
+
+
+def face_close_up(data: bytes, box: list[int]) -> bytes:
+    """PNG of the square of the try-on image around the pasted face (`face_box`, px), framed like the
+    aligned photo it is shown beside (the face fills about the middle half)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        im = opened.convert("RGB")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(min(round(max(x1 - x0, y1 - y0)), *im.size), 1)
+    left = min(max(round((x0 + x1 - side) / 2), 0), im.width - side)
+    top = min(max(round((y0 + y1 - side) / 2), 0), im.height - side)
+    crop = im.crop((left, top, left + side, top + side))
+    buf = io.BytesIO()
+    crop.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
@@ -375,22 +516,32 @@ def render_tryon(client: ApiClient, face: dict[str, Any]) -> None:
         if st.button("Put me in this outfit", type="primary", disabled=not ready, key="run-tryon"):
             run_tryon(client, face, item)
         if not ready:
-            st.caption("Your face must be learned first (see above).")
+            st.caption("Your face must be ready first (see above).")
         if st.button("Choose another outfit"):
             go_to("shop")
     result = st.session_state.get("tryon_result")
     if result and result.get("face_id") == face["id"] and result.get("image"):
         st.subheader("Before / after")
-        before, outfit, after = st.columns(3)
+        data = image_bytes(client, str(result["image"]["url"]))
+        # Your face, and your face in the outfit at the same size (a close-up of where it went).
+        before, after = st.columns(2)
         with before:
             show_image(client, face.get("aligned") or face.get("photo"), DETAIL_IMAGE_PX, "you")
+        with after:
+            box = result.get("face_box")
+            if box:
+                st.markdown(image_markup(for_display(face_close_up(data, box), DETAIL_IMAGE_PX), DETAIL_IMAGE_PX,
+                                         "you in it, close-up"), unsafe_allow_html=True)
+                st.caption("you in it, close-up")
+            else:
+                show_image(client, result["image"], DETAIL_IMAGE_PX, "you in it")
+        outfit, whole = st.columns(2)
         with outfit:
             show_image(client, result["item"].get("image"), DETAIL_IMAGE_PX, "the outfit")
-        with after:
-            show_image(client, result["image"], DETAIL_IMAGE_PX, "you in it")
+        with whole:
+            show_image(client, result["image"], DETAIL_IMAGE_PX, "you in the outfit")
         if result.get("path") in PATH_NOTES:
             st.caption(PATH_NOTES[str(result["path"])])
-        data = image_bytes(client, str(result["image"]["url"]))
         st.download_button(
             "Download my try-on",
             data=for_display(data, 512),

@@ -80,8 +80,9 @@ async def list_catalog(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 24,
 ) -> CatalogPage:
-    """Catalog items, filtered by category / colour / gender / view (case-insensitive), paged.
-    The first request generates the shipped catalog (seconds)."""
+    """Catalog items, filtered by category / colour / gender / view (case-insensitive), paged, with
+    `counts`: how many items each value of each filter holds given the others. The first request
+    generates the shipped catalog (seconds)."""
     await run_in_threadpool(_ensure, runtime)
 
     def read() -> CatalogPage:
@@ -97,7 +98,10 @@ async def list_catalog(
                 limit=per_page,
             )
             items = [item_public(row, _item_image(session, row)) for row in rows]
-        return CatalogPage(items=items, page=page, per_page=per_page, total=total)
+            counts = repo.catalog_facets(
+                session, source=source, category=category, colour=colour, gender=gender, view=view
+            )
+        return CatalogPage(items=items, page=page, per_page=per_page, total=total, counts=counts)
 
     return await run_in_threadpool(read)
 

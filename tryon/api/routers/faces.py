@@ -3,7 +3,9 @@
 An upload is checked in this order, each with its own status: the body size (413, before it is
 read), an empty file (400), the file signature against the allow-list JPEG / PNG / WebP (415), the
 pixel count from the header before decoding (413), decoding (400 for a truncated or corrupt file),
-then face alignment (422 when there is no face). The photo is stored upright (EXIF applied) and
+then face alignment (422 when there is no face, and when there are several and the upload did not
+say which one with `face`: the 422 lists them with their boxes, so that the caller can ask which one
+is meant and send the photo again with its index). The photo is stored upright (EXIF applied) and
 without its metadata (no GPS, no camera serial), with the aligned face beside it twice: at 256 px
 (what is projected) and at the photo's own resolution, up to 512 px (kind "face_aligned_hr": the face
 a try-on shows, the edits applied to it). Deleting the face deletes all three.
@@ -17,9 +19,9 @@ generator), "failed" (the fast projection stays in use) or null (none queued).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
 from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
@@ -27,10 +29,13 @@ from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
 from tryon.api.records import finish_deletion, save_image
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import FacePublic, image_public, job_public
+from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
 from tryon.db.models import Edit, Face, Job, JobStatus
+
+if TYPE_CHECKING:
+    from tryon.face.align import AlignedFace
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -38,6 +43,7 @@ FACE_ALIGN_RES = 256                    # Side of the stored aligned crop (what 
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
 ALIGNED_PHOTO_KIND = "face_aligned_hr"  # The same crop at the photo's own resolution (<= 512 px): the try-on's face.
 PROJECT_JOB = "face.project"
+MAX_FACE_INDEX = 99                     # The most faces an upload can choose among.
 
 # Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
 _ALLOWED_SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
@@ -154,12 +160,11 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     by_kind = {img.kind: img for img in images}
     alignment = face.alignment or {}
     found = alignment.get("faces_found")
+    index = alignment.get("face_index", 0)
     note = None
     if isinstance(found, int) and found > 1:
-        note = (
-            f"{found} faces were found in the photo; the largest was used. To use another, upload a photo "
-            "(or a crop) that shows only that face."
-        )
+        which = "the largest" if index == 0 else f"face {index}, as asked"
+        note = f"{found} faces were found in the photo; {which} was used."
     job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
     refine = refinement_job(session, face)
     return FacePublic(
@@ -169,6 +174,7 @@ def _face_public(session: Session, face: Face) -> FacePublic:
         aligned=image_public(by_kind["face_aligned"]) if "face_aligned" in by_kind else None,
         images=[image_public(img) for img in images],
         faces_found=found if isinstance(found, int) else None,
+        face_index=index if isinstance(found, int) and isinstance(index, int) else None,
         note=note,
         projection_job=job_public(job) if job is not None else None,
         refinement=refinement_status(refine),
@@ -184,7 +190,11 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     response_model=FacePublic,
     responses={
         200: {"model": FacePublic, "description": "Same Idempotency-Key: the first upload's face"},
-        **error_docs(400, 401, 403, 409, 413, 415, 422, 429),
+        **error_docs(400, 401, 403, 409, 413, 415, 429),
+        422: {
+            "model": FaceChoiceErrorPublic,
+            "description": "No face in the photo; or several, and `face` did not say which (`faces` lists them)",
+        },
     },
 )
 def upload_face(
@@ -196,16 +206,25 @@ def upload_face(
     runtime: RuntimeDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    which_face: Annotated[
+        int | None,
+        Form(alias="face", ge=0, le=MAX_FACE_INDEX,
+             description="Which face of a photo with several (the `index` the 422 listed; 0 = the largest)."),
+    ] = None,
 ) -> FacePublic:
-    """Upload a face photo. The caller owns it; it is kept until `DELETE /v1/faces/{id}`."""
+    """Upload a face photo. The caller owns it; it is kept until `DELETE /v1/faces/{id}`.
+
+    A photo with several faces is refused (422) unless `face` says which one: the refusal lists the
+    faces, largest first, with their boxes in the upright photo's pixels."""
     from tryon.face.align import align_face, photo_res, realign, require_a_face
 
     name = f"the upload {file.filename!r}" if file.filename else "the upload"
     data = read_upload(file, runtime.settings.max_upload_bytes)
     photo_sha = sha256_hex(data)
     project = PROJECT_JOB in runtime.registry
+    identity = _upload_identity(photo_sha, which_face)
     earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key if project else None,
-                       kind=PROJECT_JOB, request={"photo_sha256": photo_sha}, field="face_id", what="a face",
+                       kind=PROJECT_JOB, request=identity, field="face_id", what="a face",
                        load=lambda i: repo.get_face(session, face_id=i, owner_id=principal.owner_id))
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
@@ -220,9 +239,10 @@ def upload_face(
     require_a_face(preview)  # NoFaceError -> 422.
     image = preview if max(preview.size) < FACE_PREVIEW_SIDE else decode_upload(data, name=name, runtime=runtime)
     faces = align_face(image, FACE_ALIGN_RES, which="all")
-    best = faces[0]
+    best = faces[chosen_face(faces, which_face, photo_size=image.size)]
     alignment = {
         "faces_found": len(faces),
+        "face_index": which_face or 0,
         "res": FACE_ALIGN_RES,
         "score": round(float(best.score), 4),
         "coverage": round(float(best.coverage), 4),
@@ -258,13 +278,42 @@ def upload_face(
             kind=PROJECT_JOB,
             payload={"face_id": face.id, "photo_sha256": photo_sha},
             idempotency_key=idempotency_key,
-            identity={"photo_sha256": photo_sha},
+            identity=identity,
         )
         face.projection_job_id = job.id
         face.status = "projecting"
         session.add(face)
         session.commit()
     return _face_public(session, face)
+
+
+def _upload_identity(photo_sha: str, face: int | None) -> dict[str, Any]:
+    """What makes two uploads the same request (for Idempotency-Key)."""
+    return {"photo_sha256": photo_sha} if face is None else {"photo_sha256": photo_sha, "face": face}
+
+
+def chosen_face(faces: list[AlignedFace], face: int | None, *, photo_size: tuple[int, int]) -> int:
+    """The index of the face to use among `faces` (largest first): `face` when given and present, the
+    only one when there is one; otherwise a 422 that lists them (`FaceChoiceErrorPublic`)."""
+    if face is None and len(faces) == 1:
+        return 0
+    if face is not None and face < len(faces):
+        return face
+    found = [
+        FoundFacePublic(
+            index=i,
+            box=[round(float(v), 1) for v in (*f.landmarks.min(axis=0), *f.landmarks.max(axis=0))],
+            score=round(float(f.score), 3),
+        ).model_dump()
+        for i, f in enumerate(faces)
+    ]
+    extra: dict[str, Any] = {"faces": found, "photo_width": photo_size[0], "photo_height": photo_size[1]}
+    if face is None:
+        detail = (f"{len(faces)} faces were found in the photo: say which one is you (send the photo again with "
+                  f"`face` = its index, 0 = the largest), or upload a photo that shows only you")
+    else:
+        detail = f"face {face} was asked for, but the photo shows {len(faces)} (indices 0 to {len(faces) - 1})"
+    raise ApiError(422, detail, **extra)
 
 
 @router.get("/faces", response_model=list[FacePublic], responses=error_docs(401, 403))

@@ -359,6 +359,8 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         session.add(row)
         image_id = stored.id
     metrics = {k: v for k, v in result.metrics.items() if k != "crop"}
+    if "crop" in result.metrics:  # Where the face went, result px x0, y0, x1, y1 (a page's close-up).
+        metrics["face_box"] = [int(v) for v in result.metrics["crop"]]
     metrics["face"] = "photo" if photo is not None else "generator"
     metrics["seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
     path = str(payload.get("path", "generated"))
