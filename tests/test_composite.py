@@ -51,11 +51,12 @@ def blob_model(size: int = 64) -> Image.Image:
 
 
 def test_the_canonical_frame_is_the_one_the_dataset_uses() -> None:
-    import datasets.fashion as fashion
+    import tryon.catalog.photos as photos
     from tryon.vision import model_frame
 
-    assert fashion.CANONICAL_SHOULDER is model_frame.CANONICAL_SHOULDER
-    assert fashion.CANONICAL_HIP is model_frame.CANONICAL_HIP
+    # The dataset tools' photo prep (tryon.catalog.photos, re-exported by datasets) uses the same frame.
+    assert photos.CANONICAL_SHOULDER is model_frame.CANONICAL_SHOULDER
+    assert photos.CANONICAL_HIP is model_frame.CANONICAL_HIP
     # The head sits above the shoulders, centred.
     eyes, mouth = canonical_head_keypoints((512, 512))
     assert eyes[:, 1].max() < mouth[:, 1].min() < model_frame.CANONICAL_SHOULDER[1] * 512
