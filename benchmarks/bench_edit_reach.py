@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_tryon import DATA, RESULTS, attribute_probs, lfw_photos
+from bench_tryon import DATA, RESULTS, attribute_probs, lfw_photos, projected_photos
 
 EDITS = (("smile", 1.0, "Smiling", 1), ("glasses", 1.0, "Eyeglasses", 1), ("age", 10.0, "Young", -1))
 
@@ -57,33 +57,19 @@ def main() -> int:
 
     from tryon.composite.photo_edit import apply_edit_to_photo
     from tryon.face import edit_latent, load_face_models, render_face
-    from tryon.face.align import align_face, photo_res, realign
+    from tryon.face.align import align_face
     from tryon.face.directions import conditional_direction
     from tryon.face.edits import face_directions
     from tryon.face.latent import FaceLatent
     from tryon.face.models import face_tensor
-    from tryon.face.project import project_face
     from tryon.vision.io import load_image
 
     torch.set_num_threads(1)
     started = time.perf_counter()
     fm = load_face_models(None)
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    faces: list[tuple[Image.Image, FaceLatent]] = []
-    for path, _ in lfw_photos(args.lfw):
-        photo = load_image(path)
-        try:
-            aligned = align_face(photo, 256)[0]
-        except Exception:
-            continue
-        file = cache / f"{path.stem}_s{args.steps}.npz"
-        if file.is_file():
-            latent = FaceLatent.load(file)
-        else:
-            latent = project_face(fm, aligned.image, steps=args.steps).latent
-            latent.save(file)
-        faces.append((realign(photo, aligned, photo_res(aligned)), latent))
+    faces: list[tuple[Image.Image, FaceLatent]] = projected_photos(
+        fm, (path for path, _ in lfw_photos(args.lfw)), Path(args.cache), args.steps
+    )
     print(f"{len(faces)} LFW faces", flush=True)
 
     # Real-face directions: CelebA faces (the last ids), aligned like ours, encoded.

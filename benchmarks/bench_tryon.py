@@ -54,6 +54,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,32 @@ class Recogniser:
         det = max(dets, key=lambda d: d.area())
         shape = self.shape(rgb, det)
         return np.asarray(self.net.compute_face_descriptor(rgb, shape)), how
+
+
+def projected_photos(fm: Any, paths: Iterable[Path], cache: Path, steps: int) -> list[tuple[Any, Any]]:
+    """(the photo's aligned crop at its own resolution, its projection) for each photo with a face; the
+    projections (encoder + `steps`) are cached in `cache` by file stem, so reruns skip them."""
+    from tryon.face.align import align_face, photo_res, realign
+    from tryon.face.latent import FaceLatent
+    from tryon.face.project import project_face
+    from tryon.vision.io import load_image
+
+    cache.mkdir(parents=True, exist_ok=True)
+    faces = []
+    for path in paths:
+        photo = load_image(path)
+        try:
+            aligned = align_face(photo, 256)[0]
+        except Exception:
+            continue
+        file = cache / f"{path.stem}_s{steps}.npz"
+        if file.is_file():
+            latent = FaceLatent.load(file)
+        else:
+            latent = project_face(fm, aligned.image, steps=steps).latent
+            latent.save(file)
+        faces.append((realign(photo, aligned, photo_res(aligned)), latent))
+    return faces
 
 
 def lfw_photos(n: int) -> list[tuple[Path, str]]:

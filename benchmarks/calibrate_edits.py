@@ -46,7 +46,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_tryon import DATA, NAMED_ATTRIBUTES, RESULTS, attribute_probs, labelled, lfw_photos, save_small, stack
+from bench_tryon import (
+    DATA,
+    NAMED_ATTRIBUTES,
+    RESULTS,
+    attribute_probs,
+    labelled,
+    lfw_photos,
+    projected_photos,
+    save_small,
+    stack,
+)
 
 # (edit, strength of "+1", classifier head, sign (+1: the edit raises P), goal |dP|)
 EDITS = (("smile", 1.0, "Smiling", 1, 0.3), ("glasses", 1.0, "Eyeglasses", 1, 0.3), ("age", 10.0, "Young", -1, 0.3))
@@ -79,11 +89,8 @@ def main() -> int:
 
     from tryon.composite.photo_edit import apply_edit_to_photo
     from tryon.face import load_face_models, render_face
-    from tryon.face.align import align_face, photo_res, realign
     from tryon.face.edits import face_directions
     from tryon.face.latent import FaceLatent
-    from tryon.face.project import project_face
-    from tryon.vision.io import load_image
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -100,19 +107,7 @@ def main() -> int:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     faces: list[tuple[Image.Image, FaceLatent]] = []
-    for path, _ in women + men:
-        photo = load_image(path)
-        try:
-            aligned = align_face(photo, 256)[0]
-        except Exception:
-            continue
-        file = cache / f"{path.stem}_s{args.steps}.npz"
-        if file.is_file():
-            latent = FaceLatent.load(file)
-        else:
-            latent = project_face(fm, aligned.image, steps=args.steps).latent
-            latent.save(file)
-        faces.append((realign(photo, aligned, photo_res(aligned)), latent))
+    faces += projected_photos(fm, (path for path, _ in women + men), cache, args.steps)
     crops = [c for c, _ in faces]
     recons = [render_face(fm, lat) for _, lat in faces]
     base = attribute_probs(fm, crops)
