@@ -139,7 +139,7 @@ SECTIONS: dict[str, Callable[[FaceModels, argparse.Namespace], dict[str, Any]]] 
 
 def bench_edits(models: FaceModels, args: argparse.Namespace) -> dict[str, Any]:
     """Edit quality per direction on the projection section's photos (projected, 50 steps) and on
-    generated faces: see benchmarks/bench_face_edits.py (A2)."""
+    generated faces: see benchmarks/bench_face_edits.py."""
     from bench_face_edits import edits_section
 
     photos = lfw_sample(args.lfw) + [SHARED_DATA / "face_photos" / n for n in FACE_PHOTOS[: args.face_photos]]

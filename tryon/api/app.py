@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 MULTIPART_OVERHEAD_BYTES = 64 * 1024    # Room for multipart headers/boundaries around an upload.
 
 DESCRIPTION = """
-Virtual try-on: generated outfits, face uploads and (as the pipelines land) face edits and try-ons.
+Virtual try-on: generated outfits, the shared catalog and shops' products, garment photos put on a
+model, face uploads, face edits and try-ons.
 
 **Callers.** Shoppers: `POST /v1/sessions` gives an anonymous token; send `Authorization: Bearer <token>`.
 Shop backends and designers: send `X-API-Key: <key>` (scopes `shop`, `designer`, `admin`; made with

@@ -245,7 +245,7 @@ def image_public(image: Any) -> ImagePublic:
     )
 
 
-# --- Try-on (B2) --------------------------------------------------------------------------------------
+# --- Try-on ------------------------------------------------------------------------------------------
 
 
 class TryOnEdits(BaseModel):
@@ -313,7 +313,7 @@ class TryOnPublic(BaseModel):
     created_at: dt.datetime
 
 
-# --- Catalog, variants, garments (B1) -----------------------------------------------------------------
+# --- Catalog, variants, garments ---------------------------------------------------------------------
 
 
 class CatalogItemPublic(BaseModel):
@@ -426,7 +426,7 @@ class GarmentPublic(BaseModel):
     created_at: dt.datetime
 
 
-# --- Face edits (A2) ----------------------------------------------------------------------------------
+# --- Face edits --------------------------------------------------------------------------------------
 
 
 class EditDirectionPublic(BaseModel):

@@ -833,7 +833,7 @@ def delete_tryon(session: Session, *, tryon_id: str, owner_id: str) -> list[str]
 
 
 # ----------------------------------------------------------------------------------------------------
-# Catalog and garments (B1).
+# Catalog and garments.
 
 CATALOG_OWNER_NAME = "tryon catalog"    # Owner of the generated catalog's rows and images.
 
@@ -1019,7 +1019,7 @@ def get_garment(session: Session, *, garment_id: str, owner_id: str) -> Garment 
 
 
 # ----------------------------------------------------------------------------------------------------
-# Face edits (A2).
+# Face edits.
 
 
 def create_edit(

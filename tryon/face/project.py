@@ -19,8 +19,8 @@ How (NVlabs stylegan2-ada-pytorch projector.py, adapted to work offline and from
    weight and full deltas of the biases. The deltas (about 0.1 MB in float16) travel inside the
    latent, so `render_face` reproduces the tuned face and edits of it; the shared G is never changed.
 
-There are no pretrained perceptual networks offline (see DESIGN.md): the D's features stand in for
-VGG. `vgg` takes torchvision's VGG16 ImageNet weights from a local file (a state dict saved with
+There are no pretrained perceptual networks offline (nothing downloads at run time): the D's
+features stand in for VGG. `vgg` takes torchvision's VGG16 ImageNet weights from a local file (a state dict saved with
 `torch.save`, e.g. `torchvision.models.vgg16(weights="IMAGENET1K_V1").state_dict()`), loaded with
 `torch.load(weights_only=True)`; its `features.*` entries are used, the rest ignored.
 """

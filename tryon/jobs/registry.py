@@ -41,7 +41,7 @@ class JobLostError(Exception):
 @dataclasses.dataclass
 class JobEnv:
     """What handlers may use: the database, the blob store, settings, named services (models,
-    pipelines) that the process set up, e.g. services["outfits"], and the queue, to queue follow-up
+    pipelines) that the process set up, e.g. services["fashion"] (a FashionService), and the queue, to queue follow-up
     jobs (set by `JobQueue`; None in an env no queue was built on)."""
 
     database: Database

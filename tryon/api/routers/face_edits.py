@@ -44,7 +44,7 @@ router = APIRouter(prefix="/v1", tags=["faces"])
 
 
 def face_models(runtime: Runtime) -> Any:
-    """The process's face models (A1's FaceService in the job environment, loaded once)."""
+    """The process's face models (the FaceService in the job environment, loaded once)."""
     from tryon.api.face import face_service
 
     return face_service(runtime.queue.env).models()

@@ -5,7 +5,7 @@
   whose catalog was generated (the row is the fill lock).
 - garments: flat_image_id, on_model_image_id, outfit_id, labels, metrics (what the transfer made).
 - outfits: latent_sha256 (W+ npz blob), params (how a variant / transfer made it).
-- tryons: catalog_id (B2: the catalog item tried on).
+- tryons: catalog_id (the catalog item tried on).
 
 Revision ID: 0002
 Revises: 0001
