@@ -247,14 +247,22 @@ def _use_face(face: dict[str, Any]) -> None:
     st.session_state["face"] = face
 
 
+def _deleted(client: ApiClient, path: str, what: str) -> bool:
+    """DELETE `path`; False (with the page's error message) when the API refused. Already gone (404)
+    counts as deleted."""
+    try:
+        client.delete(path)
+    except ApiError as exc:
+        if exc.status != 404:
+            st.session_state["delete_message"] = ("error", f"That {what} was not deleted. {exc.message}")
+            return False
+    return True
+
+
 def _delete_face(client: ApiClient, face_id: str) -> None:
     """A photo's "Delete" callback: the face and everything made from it."""
-    try:
-        client.delete(f"/v1/faces/{face_id}")
-    except ApiError as exc:
-        if exc.status != 404:  # 404: already gone.
-            st.session_state["delete_message"] = ("error", f"That photo was not deleted. {exc.message}")
-            return
+    if not _deleted(client, f"/v1/faces/{face_id}", "photo"):
+        return
     if (st.session_state.get("face") or {}).get("id") == face_id:
         for key in FACE_STATE_KEYS:
             st.session_state.pop(key, None)
@@ -567,11 +575,7 @@ def render_history(client: ApiClient) -> None:
 
 def _delete_tryon(client: ApiClient, tryon_id: str) -> None:
     """A try-on's "Delete" callback (runs before the page, which then shows the list without it)."""
-    try:
-        client.delete(f"/v1/tryon/{tryon_id}")
-    except ApiError as exc:
-        if exc.status != 404:  # 404: already gone.
-            st.session_state["delete_message"] = ("error", f"That try-on was not deleted. {exc.message}")
+    _deleted(client, f"/v1/tryon/{tryon_id}", "try-on")
 
 
 def _delete_clicked(client: ApiClient) -> None:
