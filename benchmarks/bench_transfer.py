@@ -11,9 +11,15 @@ dresses taken in turn, see `true_category`), runs
 - category_agreement: the domain classifier reads the estimated category in the result;
   photo_category_correct: the classifier's reading of the photo against the true category
   (`true_category`: tops, bottoms, or "other" for dresses);
+- dominant_colour_kept: the colour name (`tryon.fashion.transfer.COLOUR_NAMES`) of the most
+  garment pixels in the photo is that of the most worn-region pixels in the result; the same before
+  the colour-matching step (`dominant_colour_unmatched`, `colour_distance_unmatched`; `--no-match`
+  turns the step off altogether);
 - projection PSNR of the flat reconstruction, and seconds per step of the pipeline.
 
     python benchmarks/bench_transfer.py --limit 6 --steps 50 [--threads 1]
+    python benchmarks/bench_transfer.py --data ../shared/data/tryon_examples/{ootd_garment,idm_cloth} \
+        --limit 100 --steps 20                  # every try-on example garment (58)
 
 Prints a table and writes benchmarks/results/bench_transfer.json.
 """
@@ -67,31 +73,36 @@ def sample(folder: Path, limit: int) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder of garment photos")
+    parser.add_argument("--data", type=Path, nargs="+", default=[DATA], help="folders of garment photos "
+                        "(each sampled with --limit)")
     parser.add_argument("--limit", type=int, default=6, help="photos (default 6)")
     parser.add_argument("--steps", type=int, default=50, help="projection steps (default 50)")
     parser.add_argument("--checkpoint", default=None, help="fashion checkpoint (default: the shipped one)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-match", action="store_true", help="without the colour-matching step (the "
+                        "before figures)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_transfer.json")
     parser.add_argument("--save-images", type=Path, default=None, help="folder for framed/flat/on_model strips")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared CPU, more "
                         "threads than free cores slows projection down 10-20x)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not args.data.is_dir():
-        print(f"no data at {args.data} (../shared is absent)", file=sys.stderr)
+    missing = [str(d) for d in args.data if not d.is_dir()]
+    if missing:
+        print(f"no data at {', '.join(missing)} (../shared is absent)", file=sys.stderr)
         return 2
-    photos = sample(args.data, args.limit)
+    photos = [p for d in args.data for p in sample(d, args.limit)]
     pipe = FashionPipeline.from_checkpoint(args.checkpoint, device=args.device)
     rows: list[dict[str, Any]] = []
     header = (
         f"{'photo':<14} {'truth':<8} {'read':<10} {'colour':<9} {'ΔE':>6} {'ΔE_bef':>7} {'ΔE_flat':>7} "
-        f"{'cat_ok':>6} {'psnr':>6} {'s':>7}"
+        f"{'cat_ok':>6} {'psnr':>6} {'dominant photo->worn':<22} {'s':>7}"
     )
     print(header)
     for path in photos:
         photo = load_image(path, limits=ImageLimits(), name=path.name)
         started = time.perf_counter()
-        result = garment_transfer(pipe, photo, steps=args.steps)
+        result = garment_transfer(pipe, photo, steps=args.steps, match_colour=not args.no_match)
         seconds = time.perf_counter() - started
         m = result.metrics
         read = result.estimate.get("articleGroup", {}).get("value")
@@ -107,6 +118,11 @@ def main() -> int:
             "category_agreement": m.get("category_agreement"),
             "result_category_correct": m["result_reading"].get("articleGroup", {}).get("value") == true_category(path),
             "colour_agreement": m.get("colour_agreement"),
+            "dominant_colour_photo": m["dominant_colour_photo"],
+            "dominant_colour_worn": m["dominant_colour_worn"],
+            "dominant_colour_kept": m["dominant_colour_kept"],
+            "colour_distance_unmatched": m.get("colour_distance_unmatched"),
+            "dominant_colour_unmatched": m.get("dominant_colour_unmatched"),
             "projection_psnr_db": round(m["projection"]["psnr_db"], 2),
             "seconds": round(seconds, 2),
             "seconds_per_step": round(result.timings["project_s"] / args.steps, 3),
@@ -116,7 +132,8 @@ def main() -> int:
         print(
             f"{path.name:<14} {row['true_category']:<8} {read!s:<10} {result.labels.get('colourGroup', '-'):<9} "
             f"{row['colour_distance']:>6.1f} {row['colour_distance_before']:>7.1f} {row['colour_distance_flat']:>7.1f} "
-            f"{row['category_agreement']!s:>6} {row['projection_psnr_db']:>6.1f} {seconds:>7.1f}",
+            f"{row['category_agreement']!s:>6} {row['projection_psnr_db']:>6.1f} "
+            f"{m['dominant_colour_photo'] + '->' + m['dominant_colour_worn']:<22} {seconds:>7.1f}",
             flush=True,
         )
         if args.save_images is not None:
@@ -134,6 +151,18 @@ def main() -> int:
     summary = {
         "photos": len(rows),
         "steps": args.steps,
+        "colour_matched": not args.no_match,
+        "dominant_colour_kept_rate": round(mean("dominant_colour_kept"), 3),
+        **(
+            {}
+            if args.no_match
+            else {
+                "dominant_colour_kept_unmatched_rate": round(
+                    float(np.mean([r["dominant_colour_photo"] == r["dominant_colour_unmatched"] for r in rows])), 3
+                ),
+                "colour_distance_unmatched_mean": round(mean("colour_distance_unmatched"), 2),
+            }
+        ),
         "colour_distance_mean": round(mean("colour_distance"), 2),
         "colour_distance_before_mean": round(mean("colour_distance_before"), 2),
         "colour_distance_flat_mean": round(mean("colour_distance_flat"), 2),
@@ -148,11 +177,13 @@ def main() -> int:
     print()
     for k, v in summary.items():
         print(f"{k:<30} {v}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "bench_transfer.json"
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "summary": summary,
         "rows": rows,
+        "data": [str(d) for d in args.data],
+        "limit_per_folder": args.limit,
         "checkpoint": str(pipe.directory),
         "device": args.device,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},

@@ -14,7 +14,16 @@ from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
 
 from tryon.errors import InputError
 from tryon.fashion import FashionPipeline, frame_garment_photo, garment_transfer
-from tryon.fashion.transfer import mean_lab, project_garment, srgb_to_lab, to_tensor, worn_region
+from tryon.fashion.transfer import (
+    dominant_colour,
+    lab_to_srgb,
+    match_colours,
+    mean_lab,
+    project_garment,
+    srgb_to_lab,
+    to_tensor,
+    worn_region,
+)
 from tryon.vision.framing import FLAT_MARGIN
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -115,3 +124,35 @@ def test_transfer_of_a_real_garment_photo_on_the_shipped_model() -> None:
     result = garment_transfer(pipe, photo, steps=30)  # About 10 s on one thread of a loaded 2-core machine.
     assert result.estimate["articleGroup"]["value"] == "tops"
     assert result.metrics["colour_distance"] < result.metrics["colour_distance_before"] + 5
+
+
+def test_colour_matching_gives_the_worn_region_the_photo_garments_colours() -> None:
+    rgb = np.array([[255, 255, 255], [0, 0, 0], [200, 30, 30], [20, 30, 90], [128, 128, 128]])
+    np.testing.assert_array_equal(lab_to_srgb(srgb_to_lab(rgb)), rgb)  # The inverse of srgb_to_lab.
+    photo = np.full([32, 32, 3], 250, dtype=np.uint8)
+    photo[4:28, 4:28] = (200, 30, 30)
+    photo[20:28, 4:28] = (20, 30, 90)  # A red garment with a navy band: red holds 2/3 of it.
+    worn = np.full([64, 64, 3], 255, dtype=np.uint8)
+    worn[20:60, 16:48] = np.linspace(20, 60, 32, dtype=np.uint8)[None, :, None]  # A shaded dark top.
+    region = worn_region(worn, "tops")
+    assert dominant_colour(photo, photo[..., 0] < 240) == "red" and dominant_colour(worn, region) == "black"
+    matched = match_colours(worn, region, photo, photo[..., 0] < 240)
+    assert dominant_colour(matched, region) == "red"
+    assert (matched[:4] == worn[:4]).all()  # Outside the region (and its feathered edge) unchanged.
+    navy = (np.abs(matched[region].astype(int) - (20, 30, 90)).max(axis=1) <= 2).mean()
+    assert abs(navy - 1 / 3) < 0.05  # The photo's colours in its proportions.
+
+
+def test_a_red_white_navy_tee_is_worn_red_on_the_shipped_model() -> None:
+    if not OOTD.is_dir():
+        pytest.skip(f"{OOTD} is absent (../shared/data)")
+    from tryon.vision.io import ImageLimits, load_image
+
+    pipe = FashionPipeline.from_checkpoint(None)
+    photo = load_image(OOTD / "00126_00.jpg", limits=ImageLimits())  # FILA tee: red chest, white, navy.
+    result = garment_transfer(pipe, photo, steps=3)
+    m = result.metrics
+    assert m["dominant_colour_photo"] == "red"
+    region = worn_region(np.asarray(result.on_model), "tops")
+    assert dominant_colour(np.asarray(result.on_model), region) == "red", m
+    assert m["colour_distance"] < 10 < m["colour_distance_unmatched"], m
