@@ -54,9 +54,10 @@ def face_models(runtime: Runtime) -> Any:
 def get_directions(runtime: RuntimeDep) -> EditDirectionsPublic:
     """The named edits a face takes (`POST /v1/faces/{id}/edits`): ranges, units, and the words an
     instruction may use. Unlabelled SeFa / GANSpace components are left out."""
-    from tryon.face.directions import describe_layers, layer_groups
+    from tryon.face.directions import describe_layers
     from tryon.face.edits import EDIT_NAMES, face_directions
     from tryon.face.instructions import instruction_words
+    from tryon.nn.layer_groups import layer_groups
 
     dset = face_directions(face_models(runtime))
     return EditDirectionsPublic(
