@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tryon.api.batching import DynamicBatcher
-from tryon.errors import CheckpointError, InputError, TryonError
+from tryon.errors import CheckpointError, InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES as FIELD_ALIASES
 from tryon.fashion.outfits import MAX_SEED as MAX_SEED
 from tryon.fashion.outfits import OutfitSpec as OutfitSpec
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
     from tryon.nn import Generator
 
 log = logging.getLogger(__name__)
-
-class ModelUnavailableError(TryonError):
-    """No model to serve (none configured, or it cannot be loaded). The API answers 503."""
-
 
 @dataclasses.dataclass
 class FashionModel:
