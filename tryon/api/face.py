@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from tryon.db.blobs import LATENT_MEDIA_TYPE
 from tryon.errors import InputError
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ DEFAULT_STEPS = 50                      # Optimisation steps after the encoder (
 DEFAULT_REFINE_STEPS = 40               # Pivotal tuning steps of face.refine (~8 s on one CPU core).
 RECONSTRUCTION_KIND = "face_reconstruction"
 ALIGNED_KIND = "face_aligned"
-LATENT_MEDIA_TYPE = "application/x-npz"
 
 
 class FaceService:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tryon.api.batching import DynamicBatcher
+from tryon.db.blobs import LATENT_MEDIA_TYPE
 from tryon.errors import CheckpointError, InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES as FIELD_ALIASES
 from tryon.fashion.outfits import MAX_SEED as MAX_SEED
@@ -214,7 +215,6 @@ class FashionService:
 # ----------------------------------------------------------------------------------------------------
 # Catalog, variants and garment transfer: storing what the pipelines make (routes and jobs share it).
 
-LATENT_MEDIA_TYPE = "application/x-npz"
 CATALOG_PER_GROUP = 4                   # Generated catalog items per category x gender x view (its top colours).
 CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
 CATALOG_STALE_S = 600.0                 # A fill claimed longer ago than this belonged to a dead process.

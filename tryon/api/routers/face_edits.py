@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
+from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND
 from tryon.api.idempotency import replayed
 from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
@@ -37,6 +37,7 @@ from tryon.api.schemas import (
     job_public,
 )
 from tryon.db import repositories as repo
+from tryon.db.blobs import LATENT_MEDIA_TYPE
 from tryon.db.models import Edit, Face
 
 router = APIRouter(prefix="/v1", tags=["faces"])

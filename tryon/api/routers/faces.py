@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
-FACE_ALIGN_RES = 256                    # Side of the stored aligned crop (what is projected), px.
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
 ALIGNED_PHOTO_KIND = "face_aligned_hr"  # The same crop at the photo's own resolution (<= 512 px): the try-on's face.
 PROJECT_JOB = "face.project"
@@ -216,7 +215,7 @@ def upload_face(
 
     A photo with several faces is refused (422) unless `face` says which one: the refusal lists the
     faces, largest first, with their boxes in the upright photo's pixels."""
-    from tryon.face.align import align_face, photo_res, realign, require_a_face
+    from tryon.face.align import ALIGN_RES, align_face, photo_res, realign, require_a_face
 
     name = f"the upload {file.filename!r}" if file.filename else "the upload"
     data = read_upload(file, runtime.settings.max_upload_bytes)
@@ -238,12 +237,12 @@ def upload_face(
     preview = decode_upload(data, name=name, runtime=runtime, max_side=FACE_PREVIEW_SIDE)
     require_a_face(preview)  # NoFaceError -> 422.
     image = preview if max(preview.size) < FACE_PREVIEW_SIDE else decode_upload(data, name=name, runtime=runtime)
-    faces = align_face(image, FACE_ALIGN_RES, which="all")
+    faces = align_face(image, ALIGN_RES, which="all")
     best = faces[chosen_face(faces, which_face, photo_size=image.size)]
     alignment = {
         "faces_found": len(faces),
         "face_index": which_face or 0,
-        "res": FACE_ALIGN_RES,
+        "res": ALIGN_RES,
         "score": round(float(best.score), 4),
         "coverage": round(float(best.coverage), 4),
         "quad": [[round(float(v), 2) for v in p] for p in best.quad],
