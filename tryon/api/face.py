@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from tryon.db.blobs import LATENT_MEDIA_TYPE
+from tryon.db.models import JobKind
 from tryon.errors import InputError
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "face.project"
-REFINE_JOB_KIND = "face.refine"
-COMPOSE_JOB_KIND = "face.compose"
 COMPOSE_STEPS = 100                     # Masked-projection steps of a region composition (~10 s on one core).
 EDIT_IMAGE_KIND = "face_edit"
 SERVICE_NAME = "face"                   # Key of the FaceService in JobEnv.services.
@@ -184,10 +182,10 @@ def _queue_refinement(ctx: JobContext, face_id: str, latent_sha: str) -> str | N
     from tryon.db.repositories import IdempotencyConflictError
 
     env = ctx.env
-    if env.queue is None or REFINE_JOB_KIND not in env.queue.registry or face_service(env).refine_steps == 0:
+    if env.queue is None or JobKind.FACE_REFINE not in env.queue.registry or face_service(env).refine_steps == 0:
         return None
     try:
-        job, _ = env.queue.submit(owner_id=ctx.owner_id, kind=REFINE_JOB_KIND,
+        job, _ = env.queue.submit(owner_id=ctx.owner_id, kind=JobKind.FACE_REFINE,
                                   payload={"face_id": face_id, "latent_sha256": latent_sha},
                                   idempotency_key=refine_job_key(ctx.job_id), identity={"face_id": face_id})
     except IdempotencyConflictError:    # The owner used that key for something else: no refinement.
@@ -300,9 +298,9 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
 
 def register_face_jobs(registry: JobRegistry) -> None:
     """Add `face.project`, `face.refine` and `face.compose` to a service's job registry."""
-    registry.register(JOB_KIND, project_face_job, max_attempts=2,
+    registry.register(JobKind.FACE_PROJECT, project_face_job, max_attempts=2,
                       description="project an uploaded face into the face generator (encoder + optimisation)")
-    registry.register(REFINE_JOB_KIND, refine_face_job, max_attempts=2,
+    registry.register(JobKind.FACE_REFINE, refine_face_job, max_attempts=2,
                       description="tune the face generator around a projected face (pivotal tuning)")
-    registry.register(COMPOSE_JOB_KIND, compose_face_job, max_attempts=2,
+    registry.register(JobKind.FACE_COMPOSE, compose_face_job, max_attempts=2,
                       description="put a region (eyes, mouth, nose, hair) of one face into another")

@@ -219,7 +219,6 @@ CATALOG_PER_GROUP = 4                   # Generated catalog items per category x
 CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
 CATALOG_STALE_S = 600.0                 # A fill claimed longer ago than this belonged to a dead process.
 CATALOG_WAIT_S = 120.0                  # How long a request waits for another process's fill.
-GARMENT_TRANSFER_JOB = "garment.transfer"
 TRANSFER_STEPS = 100                    # Default projection steps of the service.
 
 

@@ -212,6 +212,18 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class JobKind(enum.StrEnum):
+    """The job types the service registers (`Job.kind`, the names in the job registry)."""
+
+    OUTFIT_GENERATE = "outfit.generate"
+    GARMENT_TRANSFER = "garment.transfer"
+    FACE_PROJECT = "face.project"
+    FACE_REFINE = "face.refine"
+    FACE_COMPOSE = "face.compose"
+    TRYON_RENDER = "tryon.render"
+    PRODUCTS_IMPORT_DEMO = "products.import_demo"
+
+
 class Job(Base):
     """One piece of slow work. This table, not the queue, is the source of truth for its state.
 

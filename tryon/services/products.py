@@ -37,7 +37,7 @@ from tryon.catalog.products import (
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
-from tryon.db.models import Owner, OwnerKind, Product
+from tryon.db.models import JobKind, Owner, OwnerKind, Product
 from tryon.errors import InputError
 from tryon.progress import progress_bar
 from tryon.vision.io import ImageLimits, list_images, load_image
@@ -293,7 +293,6 @@ def _import_row(
 # ----------------------------------------------------------------------------------------------------
 # The demo shop: real products for a fresh `tryon up`.
 
-DEMO_IMPORT_JOB = "products.import_demo"
 DEMO_SHOP_NAME = "tryon demo shop"
 DEMO_IDEMPOTENCY_KEY = "demo-shop-import"    # One demo import per database, however often the service starts.
 
@@ -337,7 +336,7 @@ def start_demo_shop(database: Database, queue: Any, *, folder: str | os.PathLike
     images, labels = files
     payload = {"images": str(images.resolve()), "labels": str(labels.resolve()), "limit": int(limit)}
     job, created = queue.submit(
-        owner_id=owner_id, kind=DEMO_IMPORT_JOB, payload=payload, idempotency_key=DEMO_IDEMPOTENCY_KEY,
+        owner_id=owner_id, kind=JobKind.PRODUCTS_IMPORT_DEMO, payload=payload, idempotency_key=DEMO_IDEMPOTENCY_KEY,
         identity={"demo_shop": True}, capped=False,  # The service's own batch, not a caller's request.
     )  # fmt: skip
     if created:

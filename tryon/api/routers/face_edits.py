@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND
+from tryon.api.face import EDIT_IMAGE_KIND
 from tryon.api.idempotency import replayed
 from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
@@ -38,7 +38,7 @@ from tryon.api.schemas import (
 )
 from tryon.db import repositories as repo
 from tryon.db.blobs import LATENT_MEDIA_TYPE
-from tryon.db.models import Edit, Face
+from tryon.db.models import Edit, Face, JobKind
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -193,10 +193,10 @@ def create_composition(
     Answers 202 with an edit and its `face.compose` job (about 10 s for 100 steps); the edit's image
     and latent appear when the job succeeds. Deleting either face deletes the composition.
     """
-    if COMPOSE_JOB_KIND not in runtime.registry:
+    if JobKind.FACE_COMPOSE not in runtime.registry:
         raise ApiError(503, "face composition is not available in this service")
     request = {"face_id": face_id, **body.model_dump(mode="json")}
-    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=COMPOSE_JOB_KIND,
+    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=JobKind.FACE_COMPOSE,
                        request=request, field="edit_id", what="an edit",
                        load=lambda i: repo.get_edit(session, edit_id=i, owner_id=principal.owner_id))
     if earlier is not None:
@@ -212,7 +212,7 @@ def create_composition(
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face_id, params=params,
                             image_id=None, latent_sha256=None)
     session.commit()
-    job, _ = runtime.queue.submit(owner_id=principal.owner_id, kind=COMPOSE_JOB_KIND, payload={"edit_id": edit.id},
+    job, _ = runtime.queue.submit(owner_id=principal.owner_id, kind=JobKind.FACE_COMPOSE, payload={"edit_id": edit.id},
                                   idempotency_key=idempotency_key, identity=request)
     edit.job_id = job.id
     session.add(edit)

@@ -32,7 +32,7 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Edit, Face, Job, JobStatus
+from tryon.db.models import Edit, Face, Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from tryon.face.align import AlignedFace
@@ -41,7 +41,6 @@ router = APIRouter(prefix="/v1", tags=["faces"])
 
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
 ALIGNED_PHOTO_KIND = "face_aligned_hr"  # The same crop at the photo's own resolution (<= 512 px): the try-on's face.
-PROJECT_JOB = "face.project"
 MAX_FACE_INDEX = 99                     # The most faces an upload can choose among.
 
 # Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
@@ -220,10 +219,10 @@ def upload_face(
     name = f"the upload {file.filename!r}" if file.filename else "the upload"
     data = read_upload(file, runtime.settings.max_upload_bytes)
     photo_sha = sha256_hex(data)
-    project = PROJECT_JOB in runtime.registry
+    project = JobKind.FACE_PROJECT in runtime.registry
     identity = _upload_identity(photo_sha, which_face)
     earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key if project else None,
-                       kind=PROJECT_JOB, request=identity, field="face_id", what="a face",
+                       kind=JobKind.FACE_PROJECT, request=identity, field="face_id", what="a face",
                        load=lambda i: repo.get_face(session, face_id=i, owner_id=principal.owner_id))
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
@@ -274,7 +273,7 @@ def upload_face(
     if project:
         job, _ = runtime.queue.submit(
             owner_id=principal.owner_id,
-            kind=PROJECT_JOB,
+            kind=JobKind.FACE_PROJECT,
             payload={"face_id": face.id, "photo_sha256": photo_sha},
             idempotency_key=idempotency_key,
             identity=identity,
