@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from tryon.db.blobs import LATENT_MEDIA_TYPE
-from tryon.db.models import JobKind
+from tryon.db.models import ImageKind, JobKind
 from tryon.errors import InputError
 
 if TYPE_CHECKING:
@@ -41,12 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPOSE_STEPS = 100                     # Masked-projection steps of a region composition (~10 s on one core).
-EDIT_IMAGE_KIND = "face_edit"
 SERVICE_NAME = "face"                   # Key of the FaceService in JobEnv.services.
 DEFAULT_STEPS = 50                      # Optimisation steps after the encoder (~5-10 s on one CPU core).
 DEFAULT_REFINE_STEPS = 40               # Pivotal tuning steps of face.refine (~8 s on one CPU core).
-RECONSTRUCTION_KIND = "face_reconstruction"
-ALIGNED_KIND = "face_aligned"
 
 
 class FaceService:
@@ -134,7 +131,7 @@ def _load_aligned(env: JobEnv, owner_id: str, face_id: str, what: str) -> tuple[
         if face is None:
             raise InputError(f"face {face_id} no longer exists")
         images = repo.face_images(session, face_id=face_id)
-        aligned_row = next((img for img in images if img.kind == ALIGNED_KIND), None)
+        aligned_row = next((img for img in images if img.kind == ImageKind.FACE_ALIGNED), None)
         if aligned_row is None:
             raise InputError(f"face {face_id} has no aligned image to {what}")
         aligned_sha, latent_sha = aligned_row.blob_sha256, face.latent_sha256
@@ -160,13 +157,15 @@ def _store_projection(
             raise InputError(f"face {face_id} was deleted while it was being {doing}")
         if replaces is not None and face.latent_sha256 != replaces:
             raise InputError(f"face {face_id} was projected again while it was being {doing}")
-        old = session.scalars(select(Image).where(Image.face_id == face_id, Image.kind == RECONSTRUCTION_KIND)).all()
+        old = session.scalars(
+            select(Image).where(Image.face_id == face_id, Image.kind == ImageKind.FACE_RECONSTRUCTION)
+        ).all()
         old_shas = {img.blob_sha256 for img in old} | ({face.latent_sha256} if face.latent_sha256 else set())
         for img in old:
             session.delete(img)
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
         stored = save_image(session, blobs=env.blobs, owner_id=owner_id, image=result.image,
-                            kind=RECONSTRUCTION_KIND, face_id=face_id)
+                            kind=ImageKind.FACE_RECONSTRUCTION, face_id=face_id)
         face.latent_sha256 = blob.sha256
         face.status = "projected"
         dropped = repo.drop_unreferenced_blobs(session, shas=old_shas - {blob.sha256, stored.blob_sha256})
@@ -289,7 +288,7 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
                     "metrics": (edit.params or {}).get("metrics")}
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
         stored = save_image(session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image,
-                            kind=EDIT_IMAGE_KIND, face_id=base_id)
+                            kind=ImageKind.FACE_EDIT, face_id=base_id)
         edit.latent_sha256, edit.image_id = blob.sha256, stored.id
         edit.params = {**(edit.params or {}), "metrics": result.metrics}
         image_id = stored.id

@@ -26,6 +26,7 @@ import numpy as np
 
 from tryon.api.batching import DynamicBatcher
 from tryon.db.blobs import LATENT_MEDIA_TYPE
+from tryon.db.models import ImageKind
 from tryon.errors import CheckpointError, InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES as FIELD_ALIASES
 from tryon.fashion.outfits import MAX_SEED as MAX_SEED
@@ -332,7 +333,7 @@ def _fill_catalog(pipeline: FashionPipeline, database: Any, blobs: Any, checkpoi
             rendered += list(zip(ws.cpu().numpy().astype(np.float32), images, strict=True))
         with database.sessions.begin() as session:
             for position, ((name, spec), (ws_np, image)) in enumerate(zip(plan, rendered, strict=True)):
-                stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind="catalog")
+                stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind=ImageKind.CATALOG)
                 latent = repo.store_blob(session, blobs=blobs, data=latent_bytes(ws_np), media_type=LATENT_MEDIA_TYPE)
                 repo.add_catalog_item(
                     session,
@@ -397,8 +398,8 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
         garment = repo.get_garment(session, garment_id=garment_id, owner_id=ctx.owner_id)
         if garment is None:
             raise InputError(f"garment {garment_id} was deleted while it was transferred")
-        flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind="garment_flat")
-        save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind="garment_framed")
+        flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind=ImageKind.GARMENT_FLAT)
+        save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind=ImageKind.GARMENT_FRAMED)
         from tryon.fashion.outfits import OutfitResult
 
         worn = OutfitResult(
@@ -415,7 +416,7 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
             owner_id=ctx.owner_id,
             result=worn,
             checkpoint_id=pipeline.checkpoint_id,
-            kind="garment_on_model",
+            kind=ImageKind.GARMENT_ON_MODEL,
         )
         latent = repo.store_blob(
             session, blobs=blobs, data=latent_bytes(result.flat_ws, labels=result.labels), media_type=LATENT_MEDIA_TYPE

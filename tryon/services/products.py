@@ -37,7 +37,7 @@ from tryon.catalog.products import (
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
-from tryon.db.models import JobKind, Owner, OwnerKind, Product
+from tryon.db.models import ImageKind, JobKind, Owner, OwnerKind, Product
 from tryon.errors import InputError
 from tryon.progress import progress_bar
 from tryon.vision.io import ImageLimits, list_images, load_image
@@ -45,8 +45,6 @@ from tryon.vision.io import ImageLimits, list_images, load_image
 log = logging.getLogger("tryon.products")
 
 PNG = "image/png"
-PHOTO_KIND = "product_photo"            # Image kinds: the photo as imported, the prepared square image.
-IMAGE_KIND = "product_image"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +88,11 @@ def store_product(
             with database.sessions.begin() as session:
                 photo = repo.create_image(
                     session, blobs=blobs, owner_id=owner_id, data=photo_data, media_type=PNG,
-                    width=prepared.photo.width, height=prepared.photo.height, kind=PHOTO_KIND,
+                    width=prepared.photo.width, height=prepared.photo.height, kind=ImageKind.PRODUCT_PHOTO,
                 )  # fmt: skip
                 image = repo.create_image(
                     session, blobs=blobs, owner_id=owner_id, data=image_data, media_type=PNG,
-                    width=prepared.image.width, height=prepared.image.height, kind=IMAGE_KIND,
+                    width=prepared.image.width, height=prepared.image.height, kind=ImageKind.PRODUCT_IMAGE,
                 )  # fmt: skip
                 row, created, dropped = repo.upsert_product(
                     session,

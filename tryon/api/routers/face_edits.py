@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.face import EDIT_IMAGE_KIND
 from tryon.api.idempotency import replayed
 from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
@@ -38,7 +37,7 @@ from tryon.api.schemas import (
 )
 from tryon.db import repositories as repo
 from tryon.db.blobs import LATENT_MEDIA_TYPE
-from tryon.db.models import Edit, Face, JobKind
+from tryon.db.models import Edit, Face, ImageKind, JobKind
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -164,7 +163,7 @@ def create_edit(
         made_edit(session, body.base_edit_id, face)
     blob = repo.store_blob(session, blobs=runtime.blobs, data=edited.to_bytes(), media_type=LATENT_MEDIA_TYPE)
     stored = save_image(session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image,
-                        kind=EDIT_IMAGE_KIND, face_id=face.id)
+                        kind=ImageKind.FACE_EDIT, face_id=face.id)
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face.id, params=params,
                             image_id=stored.id, latent_sha256=blob.sha256)
     session.commit()

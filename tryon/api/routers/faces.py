@@ -32,7 +32,7 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Edit, Face, Job, JobKind, JobStatus
+from tryon.db.models import Edit, Face, ImageKind, Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from tryon.face.align import AlignedFace
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/v1", tags=["faces"])
 
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
-ALIGNED_PHOTO_KIND = "face_aligned_hr"  # The same crop at the photo's own resolution (<= 512 px): the try-on's face.
 MAX_FACE_INDEX = 99                     # The most faces an upload can choose among.
 
 # Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
@@ -168,8 +167,8 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     return FacePublic(
         id=face.id,
         status=face_status(face, job),
-        photo=image_public(by_kind["face_photo"]) if "face_photo" in by_kind else None,
-        aligned=image_public(by_kind["face_aligned"]) if "face_aligned" in by_kind else None,
+        photo=image_public(by_kind[ImageKind.FACE_PHOTO]) if ImageKind.FACE_PHOTO in by_kind else None,
+        aligned=image_public(by_kind[ImageKind.FACE_ALIGNED]) if ImageKind.FACE_ALIGNED in by_kind else None,
         images=[image_public(img) for img in images],
         faces_found=found if isinstance(found, int) else None,
         face_index=index if isinstance(found, int) and isinstance(index, int) else None,
@@ -177,7 +176,9 @@ def _face_public(session: Session, face: Face) -> FacePublic:
         projection_job=job_public(job) if job is not None else None,
         refinement=refinement_status(refine),
         refinement_job=job_public(refine) if refine is not None else None,
-        reconstruction=image_public(by_kind["face_reconstruction"]) if "face_reconstruction" in by_kind else None,
+        reconstruction=(
+            image_public(by_kind[ImageKind.FACE_RECONSTRUCTION]) if ImageKind.FACE_RECONSTRUCTION in by_kind else None
+        ),
         created_at=face.created_at,
     )
 
@@ -251,14 +252,15 @@ def upload_face(
     }
     face = repo.create_face(session, owner_id=principal.owner_id, alignment=alignment)
     save_image(
-        session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image, kind="face_photo", face_id=face.id
+        session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image, kind=ImageKind.FACE_PHOTO,
+        face_id=face.id,
     )
     save_image(
         session,
         blobs=runtime.blobs,
         owner_id=principal.owner_id,
         image=best.image,
-        kind="face_aligned",
+        kind=ImageKind.FACE_ALIGNED,
         face_id=face.id,
     )
     save_image(
@@ -266,7 +268,7 @@ def upload_face(
         blobs=runtime.blobs,
         owner_id=principal.owner_id,
         image=realign(image, best, photo_res(best)),
-        kind=ALIGNED_PHOTO_KIND,
+        kind=ImageKind.FACE_ALIGNED_HR,
         face_id=face.id,
     )
     session.commit()

@@ -27,7 +27,7 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import GarmentPublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Garment, JobKind, JobStatus
+from tryon.db.models import Garment, ImageKind, JobKind, JobStatus
 from tryon.errors import InputError
 from tryon.fashion.outfits import MAX_SEED
 from tryon.fashion.transfer import MAX_STEPS, frame_garment_photo
@@ -125,7 +125,7 @@ def _upload(
     except InputError as exc:
         raise ApiError(422, str(exc)) from None
     with runtime.database.sessions.begin() as session:
-        stored = save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind="garment_photo")
+        stored = save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind=ImageKind.GARMENT_PHOTO)
         garment_id = repo.create_garment(session, owner_id=owner_id, photo_image_id=stored.id).id
     payload = {"garment_id": garment_id, "gender": gender, "seed": seed, "steps": steps}
     try:

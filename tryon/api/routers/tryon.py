@@ -35,7 +35,7 @@ from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
-from tryon.db.models import CatalogItem, Image, JobKind, TryOn
+from tryon.db.models import CatalogItem, Image, ImageKind, JobKind, TryOn
 from tryon.errors import InputError
 from tryon.jobs.registry import JobContext, JobEnv, JobRegistry
 
@@ -299,7 +299,6 @@ def tryon_pipeline(env: JobEnv) -> Any:
 
 def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """`tryon.render`: payload {"tryon_id", "model_image_id", "generated"} -> the composite, stored."""
-    from tryon.api.routers.faces import ALIGNED_PHOTO_KIND
     from tryon.face.latent import FaceLatent
 
     env = ctx.env
@@ -316,7 +315,7 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
             raise InputError("the model image was deleted")
         latent_sha, model_sha, base_sha = face.latent_sha256, model_row.blob_sha256, None
         photo_row = next((img for img in repo.face_images(session, face_id=face.id)
-                          if img.kind == ALIGNED_PHOTO_KIND), None)
+                          if img.kind == ImageKind.FACE_ALIGNED_HR), None)
         photo_sha = photo_row.blob_sha256 if photo_row is not None else None
         edits = dict(row.edits or {})
         if edits.get("edit_id"):
@@ -351,7 +350,8 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         if row is None:
             raise InputError(f"the try-on {tryon_id} was deleted while it was rendered")
         stored = save_image(
-            session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image, kind="tryon", face_id=row.face_id
+            session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image, kind=ImageKind.TRYON,
+            face_id=row.face_id,
         )
         row.image_id = stored.id
         row.edits = {**edits, "strengths": result.edits}
