@@ -402,10 +402,10 @@ def attribute_probs(models: Any, faces: list[Image.Image]) -> dict[str, np.ndarr
 
 def bench_identity(n: int, models_per_face: int, steps: int, cache: Path,
                    refine_steps: int = 0) -> tuple[dict[str, Any], Image.Image]:
-    from tryon.face.align import align_face, photo_res, realign
+    from tryon.face.align import ALIGN_RES, align_face, photo_res, realign
     from tryon.face.latent import FaceLatent
     from tryon.face.project import project_face, refine_face
-    from tryon.pipelines import ALIGN_RES, TryOnPipeline
+    from tryon.pipelines import TryOnPipeline
     from tryon.vision.io import load_image
 
     rec = Recogniser()

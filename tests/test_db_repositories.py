@@ -16,7 +16,7 @@ from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
 from tryon.db.migrate import current_revision, head_revision, schema_differences, upgrade_to_head
-from tryon.db.models import ApiKey, Base, Blob, Image, Job, OwnerKind, SessionToken, utcnow
+from tryon.db.models import ApiKey, Base, Blob, Face, Image, Job, OwnerKind, SessionToken, utcnow
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -220,3 +220,16 @@ def test_concurrent_stores_of_the_same_new_bytes_both_succeed(db: Database, tmp_
     with db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Blob)) == 1
     assert blobs.get(row.sha256) == data
+
+
+def test_get_owned_returns_only_the_owners_row(db: Database) -> None:
+    with db.sessions.begin() as session:
+        owner = repo.create_owner(session, kind=OwnerKind.SESSION).id
+        other = repo.create_owner(session, kind=OwnerKind.SESSION).id
+        face_id = repo.create_face(session, owner_id=owner).id
+    with db.sessions() as session:
+        found = repo.get_owned(session, Face, face_id, owner_id=owner)
+        assert found is not None and found.id == face_id
+        assert repo.get_owned(session, Face, face_id, owner_id=other) is None
+        assert repo.get_owned(session, Face, "no-such-face", owner_id=owner) is None
+        assert repo.get_face(session, face_id=face_id, owner_id=other) is None

@@ -22,8 +22,8 @@ from PIL import Image
 from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, postgres_database, service_settings, shopper
 
 from tryon.api import create_app
-from tryon.api.face import JOB_KIND, REFINE_JOB_KIND, SERVICE_NAME, FaceService, face_service
-from tryon.db.models import Face
+from tryon.api.face import SERVICE_NAME, FaceService, face_service
+from tryon.db.models import Face, JobKind
 from tryon.face import FaceLatent
 
 PHOTO = SHARED_FACE_PHOTOS / "obama-480p.jpg"
@@ -84,12 +84,12 @@ def wait_for_job(client: TestClient, headers: dict[str, str], job_id: str) -> di
 def test_upload_is_projected_and_delete_removes_everything(client: TestClient) -> None:
     require_photo()
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    assert JOB_KIND in runtime.registry
+    assert JobKind.FACE_PROJECT in runtime.registry
     h = shopper(client)
     r = client.post("/v1/faces", headers=h, files={"file": ("me.jpg", PHOTO.read_bytes(), "image/jpeg")})
     assert r.status_code == 201, r.text
     face = r.json()
-    assert face["status"] == "projecting" and face["projection_job"]["kind"] == JOB_KIND
+    assert face["status"] == "projecting" and face["projection_job"]["kind"] == JobKind.FACE_PROJECT
     assert face["reconstruction"] is None or face["status"] == "projected"
 
     job = wait_for_job(client, h, face["projection_job"]["id"])
@@ -113,7 +113,7 @@ def test_upload_is_projected_and_delete_removes_everything(client: TestClient) -
     assert latent.ws.shape == (10, 128) and latent.meta["steps"] == 3
 
     # The projection queued its refinement; once it is done the face's latent carries the tuned deltas.
-    assert face["refinement"] in ("pending", "done") and face["refinement_job"]["kind"] == REFINE_JOB_KIND
+    assert face["refinement"] in ("pending", "done") and face["refinement_job"]["kind"] == JobKind.FACE_REFINE
     assert result["refinement_job"]["id"] == face["refinement_job"]["id"]
     refined = wait_for_job(client, h, face["refinement_job"]["id"])
     assert refined["status"] == "succeeded", refined

@@ -98,6 +98,14 @@ def test_layer_groups_split_the_ws_in_order(pipe: FashionPipeline) -> None:
         pipe.layer_indices("medium")
 
 
+def test_garment_and_face_layer_groups_are_one_definition(pipe: FashionPipeline) -> None:
+    from tryon.face.directions import resolve_layers
+
+    assert pipe.resolution == 16  # Below 64 px, where the two used to disagree.
+    for group in LAYER_GROUPS:
+        assert pipe.layer_indices(group) == list(range(*resolve_layers(group, pipe.num_ws)))
+
+
 def test_shipped_model_groups_follow_nvlabs_split() -> None:
     pipe = FashionPipeline.from_checkpoint(None)
     ranges = pipe.G.synthesis.block_ws_ranges()

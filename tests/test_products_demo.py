@@ -14,8 +14,7 @@ from service_helpers import service_settings, shopper
 from sqlalchemy import select
 
 from tryon.api import create_app
-from tryon.db.models import Job
-from tryon.services.products import DEMO_IMPORT_JOB
+from tryon.db.models import Job, JobKind
 
 FIXTURES = Path(__file__).parent / "data" / "fashion"
 
@@ -30,7 +29,7 @@ def demo_catalog(tmp_path: Path) -> Path:
 def demo_jobs(client: TestClient) -> list[Job]:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     with runtime.database.sessions() as session:
-        return list(session.scalars(select(Job).where(Job.kind == DEMO_IMPORT_JOB)))
+        return list(session.scalars(select(Job).where(Job.kind == JobKind.PRODUCTS_IMPORT_DEMO)))
 
 
 def wait_for(client: TestClient, job_id: str) -> dict[str, Any]:

@@ -50,14 +50,14 @@ def make_face(
     """A face row of `owner_id`, with a stored latent of the shipped face G (what `face.project` leaves)
     and, when given, its aligned photo at the photo's resolution (what the upload stores)."""
     from tryon.api.records import save_image
-    from tryon.api.routers.faces import ALIGNED_PHOTO_KIND
+    from tryon.db.models import ImageKind
     from tryon.face.latent import FaceLatent
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     with runtime.database.sessions.begin() as session:
         face = repo.create_face(session, owner_id=owner_id, alignment={"faces_found": 1})
         if photo is not None:
-            save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind=ALIGNED_PHOTO_KIND,
+            save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind=ImageKind.FACE_ALIGNED_HR,
                        face_id=face.id)
         if projected:
             latent = FaceLatent(ws=np.random.default_rng(seed).normal(0, 0.3, shape).astype(np.float32))

@@ -21,6 +21,10 @@ class LabelSchemaError(CheckpointError, InputError):
     """A label schema is malformed (in a checkpoint's config or a dataset's label_schema.json)."""
 
 
+class ModelUnavailableError(TryonError):
+    """No model to serve (none configured, or it cannot be loaded). The API answers 503."""
+
+
 class TooManyRequestsError(TryonError):
     """The caller asked for more than it may now (requests a minute, jobs at a time); the API answers
     429 with `Retry-After: retry_after` (seconds)."""

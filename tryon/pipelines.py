@@ -75,7 +75,6 @@ V = TypeVar("V")
 
 # The fields an outfit spec dict may carry (FashionPipeline.generate_outfit's friendly arguments).
 OUTFIT_SPEC_FIELDS = ("category", "colour", "gender", "labels", "seed", "truncation")
-ALIGN_RES = 256            # Side of the aligned crop handed to the projection, px (the API stores the same).
 DEFAULT_PROJECT_STEPS = 50
 
 
@@ -257,7 +256,7 @@ class TryOnPipeline:
 
         def project() -> tuple[FaceLatent, Image.Image]:
             from tryon.face import project_face
-            from tryon.face.align import align_face, photo_res, realign
+            from tryon.face.align import ALIGN_RES, align_face, photo_res, realign
 
             aligned = align_face(photo, ALIGN_RES)[0]  # NoFaceError (InputError) when there is no face.
             crop = realign(photo, aligned, photo_res(aligned))

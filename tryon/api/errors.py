@@ -19,11 +19,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from tryon.api.fashion import ModelUnavailableError
 from tryon.api.logs import current_request_id
 from tryon.api.middleware import INTERNAL_ERROR_DETAIL
 from tryon.db.repositories import IdempotencyConflictError
-from tryon.errors import CheckpointError, InputError, TooManyRequestsError
+from tryon.errors import CheckpointError, InputError, ModelUnavailableError, TooManyRequestsError
 from tryon.face.align import NoFaceError
 from tryon.vision.io import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from tryon.db.blobs import LATENT_MEDIA_TYPE
+from tryon.db.models import ImageKind, JobKind
 from tryon.errors import InputError
 
 if TYPE_CHECKING:
@@ -38,17 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "face.project"
-REFINE_JOB_KIND = "face.refine"
-COMPOSE_JOB_KIND = "face.compose"
 COMPOSE_STEPS = 100                     # Masked-projection steps of a region composition (~10 s on one core).
-EDIT_IMAGE_KIND = "face_edit"
 SERVICE_NAME = "face"                   # Key of the FaceService in JobEnv.services.
 DEFAULT_STEPS = 50                      # Optimisation steps after the encoder (~5-10 s on one CPU core).
 DEFAULT_REFINE_STEPS = 40               # Pivotal tuning steps of face.refine (~8 s on one CPU core).
-RECONSTRUCTION_KIND = "face_reconstruction"
-ALIGNED_KIND = "face_aligned"
-LATENT_MEDIA_TYPE = "application/x-npz"
 
 
 class FaceService:
@@ -136,7 +131,7 @@ def _load_aligned(env: JobEnv, owner_id: str, face_id: str, what: str) -> tuple[
         if face is None:
             raise InputError(f"face {face_id} no longer exists")
         images = repo.face_images(session, face_id=face_id)
-        aligned_row = next((img for img in images if img.kind == ALIGNED_KIND), None)
+        aligned_row = next((img for img in images if img.kind == ImageKind.FACE_ALIGNED), None)
         if aligned_row is None:
             raise InputError(f"face {face_id} has no aligned image to {what}")
         aligned_sha, latent_sha = aligned_row.blob_sha256, face.latent_sha256
@@ -162,13 +157,15 @@ def _store_projection(
             raise InputError(f"face {face_id} was deleted while it was being {doing}")
         if replaces is not None and face.latent_sha256 != replaces:
             raise InputError(f"face {face_id} was projected again while it was being {doing}")
-        old = session.scalars(select(Image).where(Image.face_id == face_id, Image.kind == RECONSTRUCTION_KIND)).all()
+        old = session.scalars(
+            select(Image).where(Image.face_id == face_id, Image.kind == ImageKind.FACE_RECONSTRUCTION)
+        ).all()
         old_shas = {img.blob_sha256 for img in old} | ({face.latent_sha256} if face.latent_sha256 else set())
         for img in old:
             session.delete(img)
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
         stored = save_image(session, blobs=env.blobs, owner_id=owner_id, image=result.image,
-                            kind=RECONSTRUCTION_KIND, face_id=face_id)
+                            kind=ImageKind.FACE_RECONSTRUCTION, face_id=face_id)
         face.latent_sha256 = blob.sha256
         face.status = "projected"
         dropped = repo.drop_unreferenced_blobs(session, shas=old_shas - {blob.sha256, stored.blob_sha256})
@@ -184,10 +181,10 @@ def _queue_refinement(ctx: JobContext, face_id: str, latent_sha: str) -> str | N
     from tryon.db.repositories import IdempotencyConflictError
 
     env = ctx.env
-    if env.queue is None or REFINE_JOB_KIND not in env.queue.registry or face_service(env).refine_steps == 0:
+    if env.queue is None or JobKind.FACE_REFINE not in env.queue.registry or face_service(env).refine_steps == 0:
         return None
     try:
-        job, _ = env.queue.submit(owner_id=ctx.owner_id, kind=REFINE_JOB_KIND,
+        job, _ = env.queue.submit(owner_id=ctx.owner_id, kind=JobKind.FACE_REFINE,
                                   payload={"face_id": face_id, "latent_sha256": latent_sha},
                                   idempotency_key=refine_job_key(ctx.job_id), identity={"face_id": face_id})
     except IdempotencyConflictError:    # The owner used that key for something else: no refinement.
@@ -291,7 +288,7 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
                     "metrics": (edit.params or {}).get("metrics")}
         blob = repo.store_blob(session, blobs=env.blobs, data=result.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
         stored = save_image(session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image,
-                            kind=EDIT_IMAGE_KIND, face_id=base_id)
+                            kind=ImageKind.FACE_EDIT, face_id=base_id)
         edit.latent_sha256, edit.image_id = blob.sha256, stored.id
         edit.params = {**(edit.params or {}), "metrics": result.metrics}
         image_id = stored.id
@@ -300,9 +297,9 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
 
 def register_face_jobs(registry: JobRegistry) -> None:
     """Add `face.project`, `face.refine` and `face.compose` to a service's job registry."""
-    registry.register(JOB_KIND, project_face_job, max_attempts=2,
+    registry.register(JobKind.FACE_PROJECT, project_face_job, max_attempts=2,
                       description="project an uploaded face into the face generator (encoder + optimisation)")
-    registry.register(REFINE_JOB_KIND, refine_face_job, max_attempts=2,
+    registry.register(JobKind.FACE_REFINE, refine_face_job, max_attempts=2,
                       description="tune the face generator around a projected face (pivotal tuning)")
-    registry.register(COMPOSE_JOB_KIND, compose_face_job, max_attempts=2,
+    registry.register(JobKind.FACE_COMPOSE, compose_face_job, max_attempts=2,
                       description="put a region (eyes, mouth, nose, hair) of one face into another")

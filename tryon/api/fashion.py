@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tryon.api.batching import DynamicBatcher
-from tryon.errors import CheckpointError, InputError, TryonError
+from tryon.db.blobs import LATENT_MEDIA_TYPE
+from tryon.db.models import ImageKind
+from tryon.errors import CheckpointError, InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES as FIELD_ALIASES
 from tryon.fashion.outfits import MAX_SEED as MAX_SEED
 from tryon.fashion.outfits import OutfitSpec as OutfitSpec
@@ -37,10 +39,6 @@ if TYPE_CHECKING:
     from tryon.nn import Generator
 
 log = logging.getLogger(__name__)
-
-class ModelUnavailableError(TryonError):
-    """No model to serve (none configured, or it cannot be loaded). The API answers 503."""
-
 
 @dataclasses.dataclass
 class FashionModel:
@@ -218,12 +216,10 @@ class FashionService:
 # ----------------------------------------------------------------------------------------------------
 # Catalog, variants and garment transfer: storing what the pipelines make (routes and jobs share it).
 
-LATENT_MEDIA_TYPE = "application/x-npz"
 CATALOG_PER_GROUP = 4                   # Generated catalog items per category x gender x view (its top colours).
 CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
 CATALOG_STALE_S = 600.0                 # A fill claimed longer ago than this belonged to a dead process.
 CATALOG_WAIT_S = 120.0                  # How long a request waits for another process's fill.
-GARMENT_TRANSFER_JOB = "garment.transfer"
 TRANSFER_STEPS = 100                    # Default projection steps of the service.
 
 
@@ -337,7 +333,7 @@ def _fill_catalog(pipeline: FashionPipeline, database: Any, blobs: Any, checkpoi
             rendered += list(zip(ws.cpu().numpy().astype(np.float32), images, strict=True))
         with database.sessions.begin() as session:
             for position, ((name, spec), (ws_np, image)) in enumerate(zip(plan, rendered, strict=True)):
-                stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind="catalog")
+                stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind=ImageKind.CATALOG)
                 latent = repo.store_blob(session, blobs=blobs, data=latent_bytes(ws_np), media_type=LATENT_MEDIA_TYPE)
                 repo.add_catalog_item(
                     session,
@@ -402,8 +398,8 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
         garment = repo.get_garment(session, garment_id=garment_id, owner_id=ctx.owner_id)
         if garment is None:
             raise InputError(f"garment {garment_id} was deleted while it was transferred")
-        flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind="garment_flat")
-        save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind="garment_framed")
+        flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind=ImageKind.GARMENT_FLAT)
+        save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind=ImageKind.GARMENT_FRAMED)
         from tryon.fashion.outfits import OutfitResult
 
         worn = OutfitResult(
@@ -420,7 +416,7 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
             owner_id=ctx.owner_id,
             result=worn,
             checkpoint_id=pipeline.checkpoint_id,
-            kind="garment_on_model",
+            kind=ImageKind.GARMENT_ON_MODEL,
         )
         latent = repo.store_blob(
             session, blobs=blobs, data=latent_bytes(result.flat_ws, labels=result.labels), media_type=LATENT_MEDIA_TYPE

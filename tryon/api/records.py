@@ -12,7 +12,7 @@ from tryon.api.errors import not_found
 from tryon.api.fashion import OutfitSpec
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
-from tryon.db.models import Image, Outfit
+from tryon.db.models import Image, ImageKind, Outfit
 
 PNG = "image/png"
 WEBP = "image/webp"
@@ -60,7 +60,7 @@ def save_image(
 def save_outfit(
     session: Session, *, blobs: BlobStore, owner_id: str, spec: OutfitSpec, image: np.ndarray, checkpoint_id: str
 ) -> tuple[Outfit, Image]:
-    stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind="outfit")
+    stored = save_image(session, blobs=blobs, owner_id=owner_id, image=image, kind=ImageKind.OUTFIT)
     outfit = repo.create_outfit(
         session,
         owner_id=owner_id,

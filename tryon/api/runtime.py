@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from tryon.api.fashion import GARMENT_TRANSFER_JOB, FashionService, OutfitSpec, garment_transfer_job
+from tryon.api.fashion import FashionService, OutfitSpec, garment_transfer_job
 from tryon.api.metrics import Metrics
 from tryon.api.ratelimit import Limits, build_limits
 from tryon.api.records import save_outfit
@@ -22,6 +22,7 @@ from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
 from tryon.db.migrate import upgrade_to_head
+from tryon.db.models import JobKind
 from tryon.jobs.builtin import register_builtin_job_types
 from tryon.jobs.queue import JobQueue
 from tryon.jobs.registry import JobContext, JobEnv, JobRegistry
@@ -51,9 +52,9 @@ def build_job_registry() -> JobRegistry:
     `kind in registry` to offer a job only when its pipeline is installed."""
     registry = JobRegistry()
     register_builtin_job_types(registry)
-    registry.register("outfit.generate", outfit_job, description="generate an outfit image (batched)")
+    registry.register(JobKind.OUTFIT_GENERATE, outfit_job, description="generate an outfit image (batched)")
     registry.register(
-        GARMENT_TRANSFER_JOB, garment_transfer_job, max_attempts=2, description="put a garment photo on a model"
+        JobKind.GARMENT_TRANSFER, garment_transfer_job, max_attempts=2, description="put a garment photo on a model"
     )
     from tryon.api.face import register_face_jobs
 
@@ -61,9 +62,9 @@ def build_job_registry() -> JobRegistry:
     from tryon.api.routers.tryon import register_tryon_jobs  # Here: the router imports this module.
 
     register_tryon_jobs(registry)
-    from tryon.services.products import DEMO_IMPORT_JOB, demo_import_job
+    from tryon.services.products import demo_import_job
 
-    registry.register(DEMO_IMPORT_JOB, demo_import_job, max_attempts=2, description="import the demo shop")
+    registry.register(JobKind.PRODUCTS_IMPORT_DEMO, demo_import_job, max_attempts=2, description="import the demo shop")
     return registry
 
 

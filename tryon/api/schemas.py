@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from tryon.api.fashion import MAX_SEED
+from tryon.nn.layer_groups import LayerGroup
 
 # Numbers in request bodies are strict: JSON `false` is not 0.0, nor "3" the integer 3 (the schema
 # says number / integer, and the server must not read more into a body than the schema allows).
@@ -393,7 +394,7 @@ class VariantsCreate(BaseModel):
     )
     truncations: list[StrictNumber] | None = Field(None, max_length=64, description="truncation: the psis.")
     other: OutfitCreate | None = Field(None, description="mix / interpolate: the second garment.")
-    layers: Literal["coarse", "middle", "fine"] | list[Literal["coarse", "middle", "fine"]] = Field(
+    layers: LayerGroup | list[LayerGroup] = Field(
         "fine", description="mix: coarse = silhouette, middle, fine = colour / texture (one image per group)."
     )
     steps: StrictInteger = Field(5, ge=2, le=64, description="interpolate: images on the path, ends included.")

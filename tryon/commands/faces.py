@@ -28,11 +28,12 @@ def register(subparsers: Any) -> None:
 
 
 def run_reproject(args: argparse.Namespace) -> int:
-    from tryon.api.face import JOB_KIND, FaceService
+    from tryon.api.face import FaceService
     from tryon.api.runtime import build_runtime
     from tryon.config import get_settings
     from tryon.db import repositories as repo
     from tryon.db.migrate import upgrade_to_head
+    from tryon.db.models import JobKind
     from tryon.face.latent import FaceLatent
 
     settings = get_settings()
@@ -51,7 +52,9 @@ def run_reproject(args: argparse.Namespace) -> int:
         if args.dry_run or not stale:
             return 0
         for face_id, owner_id in stale:
-            job, _ = runtime.queue.submit(owner_id=owner_id, kind=JOB_KIND, payload={"face_id": face_id}, capped=False)
+            job, _ = runtime.queue.submit(
+                owner_id=owner_id, kind=JobKind.FACE_PROJECT, payload={"face_id": face_id}, capped=False
+            )
             with runtime.database.sessions.begin() as session:
                 row = repo.get_face(session, face_id=face_id, owner_id=owner_id)
                 if row is not None:

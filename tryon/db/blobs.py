@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+LATENT_MEDIA_TYPE = "application/x-npz"  # A stored latent: numpy .npz of the ws and their parameters.
 
 
 def sha256_hex(data: bytes) -> str:

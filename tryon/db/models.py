@@ -212,6 +212,38 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class JobKind(enum.StrEnum):
+    """The job types the service registers (`Job.kind`, the names in the job registry)."""
+
+    OUTFIT_GENERATE = "outfit.generate"
+    GARMENT_TRANSFER = "garment.transfer"
+    FACE_PROJECT = "face.project"
+    FACE_REFINE = "face.refine"
+    FACE_COMPOSE = "face.compose"
+    TRYON_RENDER = "tryon.render"
+    PRODUCTS_IMPORT_DEMO = "products.import_demo"
+
+
+class ImageKind(enum.StrEnum):
+    """What a stored image is (`Image.kind`)."""
+
+    FACE_PHOTO = "face_photo"                   # The uploaded photo.
+    FACE_ALIGNED = "face_aligned"               # The aligned crop that is projected.
+    FACE_ALIGNED_HR = "face_aligned_hr"         # The same crop at the photo's own resolution: the try-on's face.
+    FACE_RECONSTRUCTION = "face_reconstruction"
+    FACE_EDIT = "face_edit"
+    OUTFIT = "outfit"
+    CATALOG = "catalog"
+    VARIANT = "variant"
+    GARMENT_PHOTO = "garment_photo"
+    GARMENT_FRAMED = "garment_framed"
+    GARMENT_FLAT = "garment_flat"
+    GARMENT_ON_MODEL = "garment_on_model"
+    TRYON = "tryon"
+    PRODUCT_PHOTO = "product_photo"             # A product's photo as imported.
+    PRODUCT_IMAGE = "product_image"             # The prepared square image.
+
+
 class Job(Base):
     """One piece of slow work. This table, not the queue, is the source of truth for its state.
 

@@ -238,7 +238,7 @@ def create_image(
 
 
 def get_image(session: Session, *, image_id: str, owner_id: str) -> Image | None:
-    return session.scalar(select(Image).where(Image.id == image_id, Image.owner_id == owner_id))
+    return get_owned(session, Image, image_id, owner_id=owner_id)
 
 
 def _blob_references() -> list[Any]:
@@ -338,6 +338,12 @@ def list_owned(session: Session, model: type[OwnedT], *, owner_id: str, limit: i
     ).all()
 
 
+def get_owned(session: Session, model: type[OwnedT], row_id: str, *, owner_id: str) -> OwnedT | None:
+    """The owner's row of `model` with that id; None when there is none or another owner has it."""
+    table: Any = model
+    return session.scalar(select(model).where(table.id == row_id, table.owner_id == owner_id))
+
+
 def projected_faces(session: Session) -> Sequence[Face]:
     """Every owner's faces that have a latent, oldest first."""
     return session.scalars(
@@ -346,7 +352,7 @@ def projected_faces(session: Session) -> Sequence[Face]:
 
 
 def get_face(session: Session, *, face_id: str, owner_id: str) -> Face | None:
-    return session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == owner_id))
+    return get_owned(session, Face, face_id, owner_id=owner_id)
 
 
 def face_images(session: Session, *, face_id: str) -> Sequence[Image]:
@@ -461,7 +467,7 @@ def create_outfit(
 
 
 def get_outfit(session: Session, *, outfit_id: str, owner_id: str) -> Outfit | None:
-    return session.scalar(select(Outfit).where(Outfit.id == outfit_id, Outfit.owner_id == owner_id))
+    return get_owned(session, Outfit, outfit_id, owner_id=owner_id)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1015,7 +1021,7 @@ def create_garment(session: Session, *, owner_id: str, photo_image_id: str) -> G
 
 
 def get_garment(session: Session, *, garment_id: str, owner_id: str) -> Garment | None:
-    return session.scalar(select(Garment).where(Garment.id == garment_id, Garment.owner_id == owner_id))
+    return get_owned(session, Garment, garment_id, owner_id=owner_id)
 
 
 # ----------------------------------------------------------------------------------------------------

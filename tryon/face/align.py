@@ -45,6 +45,7 @@ MESH_INPUT = 256
 # at the photo's own scale, at most this many px (a 250 px LFW photo gives ~180 px, a selfie 512).
 MAX_PHOTO_RES = 512
 MIN_PHOTO_RES = 64
+ALIGN_RES = 256                 # Side of the aligned crop that is projected (the API stores the same), px.
 
 
 class NoFaceError(InputError):

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 
 from tryon.errors import CheckpointError, InputError
+from tryon.nn.layer_groups import layer_groups
 
 DIRECTIONS_FILE = "directions.json"
 VECTORS_FILE = "directions.safetensors"
 FORMAT_NAME = "tryon-face-directions"
 FORMAT_VERSION = 1
-LAYER_GROUPS = ("coarse", "middle", "fine")
 
 # A layer range: a group name ("coarse", "middle", "fine", "all", or several joined by "+", e.g.
 # "coarse+middle") or explicit ws indices (start, stop), stop exclusive.
@@ -47,38 +47,6 @@ LayerSpec = str | tuple[int, int]
 
 # ----------------------------------------------------------------------------------------------------
 # Layer groups.
-
-
-def resolution_of(num_ws: int) -> int:
-    """Output resolution of an NVlabs StyleGAN2 synthesis network with `num_ws` ws (2·log2(res) − 2)."""
-    log2 = (num_ws + 2) / 2
-    if num_ws < 2 or log2 != int(log2):
-        raise InputError(f"a latent with {num_ws} ws does not come from a StyleGAN2 generator (expected 2·log2(res)−2)")
-    return 2 ** int(log2)
-
-
-def layer_groups(num_ws: int) -> dict[str, tuple[int, int]]:
-    """{"coarse" | "middle" | "fine": (start, stop)} ws index ranges of a StyleGAN2 W+ latent.
-
-    Grouped by the resolution of the layer each w drives (as in the StyleGAN paper): coarse 4²–8²
-    (pose, face shape), middle 16²–32² (features, expression, hair style), fine 64² and up (colour,
-    micro-structure). ws[0] drives the 4² conv; then two per resolution (conv0, conv1); the last w
-    drives the final ToRGB. For 64² (10 ws): coarse [0, 3), middle [3, 7), fine [7, 10).
-    """
-    res = resolution_of(num_ws)
-    # ws index of the first conv at each resolution: 4² -> 0, 8² -> 1, 16² -> 3, ...
-    first = {4: 0}
-    r, i = 8, 1
-    while r <= res:
-        first[r] = i
-        r, i = r * 2, i + 2
-    coarse_stop = first.get(16, num_ws - 1)
-    middle_stop = first.get(64, num_ws - 1)
-    return {
-        "coarse": (0, coarse_stop),
-        "middle": (coarse_stop, max(coarse_stop, middle_stop)),
-        "fine": (max(coarse_stop, middle_stop), num_ws),
-    }
 
 
 def resolve_layers(spec: LayerSpec, num_ws: int) -> tuple[int, int]:

@@ -28,9 +28,10 @@ import torch
 from PIL import Image
 
 from tryon.errors import InputError
-from tryon.face.directions import LAYER_GROUPS, LayerSpec, layer_groups, resolve_layers
+from tryon.face.directions import LayerSpec, resolve_layers
 from tryon.face.latent import FaceLatent
 from tryon.face.models import FaceModels, check_latent, synthesize, tensor_to_image
+from tryon.nn.layer_groups import LAYER_GROUPS, layer_groups
 
 # Regions on the aligned layout, in fractions of the side (measured on 60 CelebA faces aligned by
 # tryon.face.align at 64²: eye centres (0.380, 0.474) and (0.620, 0.474), mouth corners (0.400,

@@ -10,7 +10,6 @@ Importing this package loads no model.
 
 from tryon.fashion.outfits import (
     FIELD_ALIASES,
-    LAYER_GROUPS,
     MAX_SEED,
     FashionPipeline,
     OutfitResult,
@@ -18,6 +17,7 @@ from tryon.fashion.outfits import (
 )
 from tryon.fashion.transfer import TransferResult, frame_garment_photo, garment_transfer
 from tryon.fashion.variants import VARIANT_MODES, garment_variants
+from tryon.nn.layer_groups import LAYER_GROUPS
 
 __all__ = [
     "FIELD_ALIASES",

@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from tryon.errors import CheckpointError, InputError
+from tryon.nn.layer_groups import LAYER_GROUPS
 
 if TYPE_CHECKING:
     from tryon.feature_net import FeatureNet
@@ -56,13 +57,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "gender": ("gender", "sex"),
     "view": ("view", "pose"),
 }
-
-# Style-mixing layer groups, by the resolution of the synthesis blocks whose ws they hold:
-# coarse = up to 8 px (silhouette, pose), middle = 16-32 px (shape details), fine = 64 px and up
-# (colour, texture); for models under 64 px the split scales down (see `layer_indices`).
-LAYER_GROUPS = ("coarse", "middle", "fine")
-_COARSE_MAX_RES = 8
-_MIDDLE_MAX_RES = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,17 +172,7 @@ class FashionPipeline:
         """The ws indices of a style-mixing layer group ("coarse", "middle" or "fine")."""
         if group not in LAYER_GROUPS:
             raise InputError(f"unknown layer group {group!r}; the groups are: {', '.join(LAYER_GROUPS)}")
-        ranges = self.G.synthesis.block_ws_ranges()
-        starts = {res: start for res, (start, _) in ranges.items()}
-        resolutions = sorted(starts)
-        # NVlabs' split at 64 px and up (coarse 4-8, middle 16-32, fine 64+), scaled down for small
-        # models so that every group has at least one block (16 px: 4 | 8 | 16).
-        top = resolutions[-1]
-        coarse_max, middle_max = min(_COARSE_MAX_RES, top // 4), min(_MIDDLE_MAX_RES, top // 2)
-        mid_start = next((starts[r] for r in resolutions if r > coarse_max), self.num_ws)
-        fine_start = next((starts[r] for r in resolutions if r > middle_max), self.num_ws)
-        bounds = {"coarse": (0, mid_start), "middle": (mid_start, fine_start), "fine": (fine_start, self.num_ws)}
-        lo, hi = bounds[group]
+        lo, hi = self.G.synthesis.layer_groups()[group]
         return list(range(lo, hi))
 
     # --- Labels ---------------------------------------------------------------------------------------

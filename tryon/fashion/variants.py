@@ -29,7 +29,6 @@ from PIL import Image
 
 from tryon.errors import InputError
 from tryon.fashion.outfits import (
-    LAYER_GROUPS,
     MAX_SEEDS,
     FashionPipeline,
     OutfitResult,
@@ -37,6 +36,7 @@ from tryon.fashion.outfits import (
     check_seed,
     check_truncation,
 )
+from tryon.nn.layer_groups import LAYER_GROUPS
 
 VARIANT_MODES = ("seeds", "truncation", "mix", "interpolate", "colour")
 MAX_VARIANTS = MAX_SEEDS                # Images per call.

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tryon.nn.layer_groups import layer_groups
 from tryon.nn.misc import assert_shape, normalize_2nd_moment
 from tryon.ops import bias_act, conv2d_resample, setup_filter, upsample2d
 from tryon.ops.bias_act import activation_funcs
@@ -621,6 +622,10 @@ class SynthesisNetwork(torch.nn.Module):
             ranges[res] = (w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
         return ranges
+
+    def layer_groups(self) -> dict[str, tuple[int, int]]:
+        """{"coarse" | "middle" | "fine": (start, stop)} ws index ranges (tryon.nn.layer_groups)."""
+        return layer_groups(self.num_ws)
 
     def num_noise_layers(self) -> int:
         """Number of noise inputs (one per SynthesisLayer), in the order of `noise_shapes`."""

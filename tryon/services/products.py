@@ -37,7 +37,7 @@ from tryon.catalog.products import (
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
-from tryon.db.models import Owner, OwnerKind, Product
+from tryon.db.models import ImageKind, JobKind, Owner, OwnerKind, Product
 from tryon.errors import InputError
 from tryon.progress import progress_bar
 from tryon.vision.io import ImageLimits, list_images, load_image
@@ -45,8 +45,6 @@ from tryon.vision.io import ImageLimits, list_images, load_image
 log = logging.getLogger("tryon.products")
 
 PNG = "image/png"
-PHOTO_KIND = "product_photo"            # Image kinds: the photo as imported, the prepared square image.
-IMAGE_KIND = "product_image"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +88,11 @@ def store_product(
             with database.sessions.begin() as session:
                 photo = repo.create_image(
                     session, blobs=blobs, owner_id=owner_id, data=photo_data, media_type=PNG,
-                    width=prepared.photo.width, height=prepared.photo.height, kind=PHOTO_KIND,
+                    width=prepared.photo.width, height=prepared.photo.height, kind=ImageKind.PRODUCT_PHOTO,
                 )  # fmt: skip
                 image = repo.create_image(
                     session, blobs=blobs, owner_id=owner_id, data=image_data, media_type=PNG,
-                    width=prepared.image.width, height=prepared.image.height, kind=IMAGE_KIND,
+                    width=prepared.image.width, height=prepared.image.height, kind=ImageKind.PRODUCT_IMAGE,
                 )  # fmt: skip
                 row, created, dropped = repo.upsert_product(
                     session,
@@ -293,7 +291,6 @@ def _import_row(
 # ----------------------------------------------------------------------------------------------------
 # The demo shop: real products for a fresh `tryon up`.
 
-DEMO_IMPORT_JOB = "products.import_demo"
 DEMO_SHOP_NAME = "tryon demo shop"
 DEMO_IDEMPOTENCY_KEY = "demo-shop-import"    # One demo import per database, however often the service starts.
 
@@ -337,7 +334,7 @@ def start_demo_shop(database: Database, queue: Any, *, folder: str | os.PathLike
     images, labels = files
     payload = {"images": str(images.resolve()), "labels": str(labels.resolve()), "limit": int(limit)}
     job, created = queue.submit(
-        owner_id=owner_id, kind=DEMO_IMPORT_JOB, payload=payload, idempotency_key=DEMO_IDEMPOTENCY_KEY,
+        owner_id=owner_id, kind=JobKind.PRODUCTS_IMPORT_DEMO, payload=payload, idempotency_key=DEMO_IDEMPOTENCY_KEY,
         identity={"demo_shop": True}, capped=False,  # The service's own batch, not a caller's request.
     )  # fmt: skip
     if created:

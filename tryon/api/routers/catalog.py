@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, PrincipalDep, RuntimeDep, SessionDep
 from tryon.api.errors import error_docs, not_found
-from tryon.api.fashion import ModelUnavailableError, ensure_catalog
+from tryon.api.fashion import ensure_catalog
 from tryon.api.records import PNG, WEBP
 from tryon.api.routers.images import choose_media_type, image_response
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, ImagePublic
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, CatalogSource, Image
-from tryon.errors import InputError
+from tryon.errors import InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES
 
 router = APIRouter(prefix="/v1", tags=["catalog"])

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.face import COMPOSE_JOB_KIND, EDIT_IMAGE_KIND, LATENT_MEDIA_TYPE
 from tryon.api.idempotency import replayed
 from tryon.api.records import finish_deletion, save_image
 from tryon.api.routers.faces import made_edit, projected_face
@@ -37,7 +36,8 @@ from tryon.api.schemas import (
     job_public,
 )
 from tryon.db import repositories as repo
-from tryon.db.models import Edit, Face
+from tryon.db.blobs import LATENT_MEDIA_TYPE
+from tryon.db.models import Edit, Face, ImageKind, JobKind
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -54,9 +54,10 @@ def face_models(runtime: Runtime) -> Any:
 def get_directions(runtime: RuntimeDep) -> EditDirectionsPublic:
     """The named edits a face takes (`POST /v1/faces/{id}/edits`): ranges, units, and the words an
     instruction may use. Unlabelled SeFa / GANSpace components are left out."""
-    from tryon.face.directions import describe_layers, layer_groups
+    from tryon.face.directions import describe_layers
     from tryon.face.edits import EDIT_NAMES, face_directions
     from tryon.face.instructions import instruction_words
+    from tryon.nn.layer_groups import layer_groups
 
     dset = face_directions(face_models(runtime))
     return EditDirectionsPublic(
@@ -162,7 +163,7 @@ def create_edit(
         made_edit(session, body.base_edit_id, face)
     blob = repo.store_blob(session, blobs=runtime.blobs, data=edited.to_bytes(), media_type=LATENT_MEDIA_TYPE)
     stored = save_image(session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image,
-                        kind=EDIT_IMAGE_KIND, face_id=face.id)
+                        kind=ImageKind.FACE_EDIT, face_id=face.id)
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face.id, params=params,
                             image_id=stored.id, latent_sha256=blob.sha256)
     session.commit()
@@ -191,10 +192,10 @@ def create_composition(
     Answers 202 with an edit and its `face.compose` job (about 10 s for 100 steps); the edit's image
     and latent appear when the job succeeds. Deleting either face deletes the composition.
     """
-    if COMPOSE_JOB_KIND not in runtime.registry:
+    if JobKind.FACE_COMPOSE not in runtime.registry:
         raise ApiError(503, "face composition is not available in this service")
     request = {"face_id": face_id, **body.model_dump(mode="json")}
-    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=COMPOSE_JOB_KIND,
+    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=JobKind.FACE_COMPOSE,
                        request=request, field="edit_id", what="an edit",
                        load=lambda i: repo.get_edit(session, edit_id=i, owner_id=principal.owner_id))
     if earlier is not None:
@@ -210,7 +211,7 @@ def create_composition(
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face_id, params=params,
                             image_id=None, latent_sha256=None)
     session.commit()
-    job, _ = runtime.queue.submit(owner_id=principal.owner_id, kind=COMPOSE_JOB_KIND, payload={"edit_id": edit.id},
+    job, _ = runtime.queue.submit(owner_id=principal.owner_id, kind=JobKind.FACE_COMPOSE, payload={"edit_id": edit.id},
                                   idempotency_key=idempotency_key, identity=request)
     edit.job_id = job.id
     session.add(edit)

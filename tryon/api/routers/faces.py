@@ -32,17 +32,14 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Edit, Face, Job, JobStatus
+from tryon.db.models import Edit, Face, ImageKind, Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from tryon.face.align import AlignedFace
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
-FACE_ALIGN_RES = 256                    # Side of the stored aligned crop (what is projected), px.
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
-ALIGNED_PHOTO_KIND = "face_aligned_hr"  # The same crop at the photo's own resolution (<= 512 px): the try-on's face.
-PROJECT_JOB = "face.project"
 MAX_FACE_INDEX = 99                     # The most faces an upload can choose among.
 
 # Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
@@ -170,8 +167,8 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     return FacePublic(
         id=face.id,
         status=face_status(face, job),
-        photo=image_public(by_kind["face_photo"]) if "face_photo" in by_kind else None,
-        aligned=image_public(by_kind["face_aligned"]) if "face_aligned" in by_kind else None,
+        photo=image_public(by_kind[ImageKind.FACE_PHOTO]) if ImageKind.FACE_PHOTO in by_kind else None,
+        aligned=image_public(by_kind[ImageKind.FACE_ALIGNED]) if ImageKind.FACE_ALIGNED in by_kind else None,
         images=[image_public(img) for img in images],
         faces_found=found if isinstance(found, int) else None,
         face_index=index if isinstance(found, int) and isinstance(index, int) else None,
@@ -179,7 +176,9 @@ def _face_public(session: Session, face: Face) -> FacePublic:
         projection_job=job_public(job) if job is not None else None,
         refinement=refinement_status(refine),
         refinement_job=job_public(refine) if refine is not None else None,
-        reconstruction=image_public(by_kind["face_reconstruction"]) if "face_reconstruction" in by_kind else None,
+        reconstruction=(
+            image_public(by_kind[ImageKind.FACE_RECONSTRUCTION]) if ImageKind.FACE_RECONSTRUCTION in by_kind else None
+        ),
         created_at=face.created_at,
     )
 
@@ -216,15 +215,15 @@ def upload_face(
 
     A photo with several faces is refused (422) unless `face` says which one: the refusal lists the
     faces, largest first, with their boxes in the upright photo's pixels."""
-    from tryon.face.align import align_face, photo_res, realign, require_a_face
+    from tryon.face.align import ALIGN_RES, align_face, photo_res, realign, require_a_face
 
     name = f"the upload {file.filename!r}" if file.filename else "the upload"
     data = read_upload(file, runtime.settings.max_upload_bytes)
     photo_sha = sha256_hex(data)
-    project = PROJECT_JOB in runtime.registry
+    project = JobKind.FACE_PROJECT in runtime.registry
     identity = _upload_identity(photo_sha, which_face)
     earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key if project else None,
-                       kind=PROJECT_JOB, request=identity, field="face_id", what="a face",
+                       kind=JobKind.FACE_PROJECT, request=identity, field="face_id", what="a face",
                        load=lambda i: repo.get_face(session, face_id=i, owner_id=principal.owner_id))
     if earlier is not None:
         response.status_code = status.HTTP_200_OK
@@ -238,12 +237,12 @@ def upload_face(
     preview = decode_upload(data, name=name, runtime=runtime, max_side=FACE_PREVIEW_SIDE)
     require_a_face(preview)  # NoFaceError -> 422.
     image = preview if max(preview.size) < FACE_PREVIEW_SIDE else decode_upload(data, name=name, runtime=runtime)
-    faces = align_face(image, FACE_ALIGN_RES, which="all")
+    faces = align_face(image, ALIGN_RES, which="all")
     best = faces[chosen_face(faces, which_face, photo_size=image.size)]
     alignment = {
         "faces_found": len(faces),
         "face_index": which_face or 0,
-        "res": FACE_ALIGN_RES,
+        "res": ALIGN_RES,
         "score": round(float(best.score), 4),
         "coverage": round(float(best.coverage), 4),
         "quad": [[round(float(v), 2) for v in p] for p in best.quad],
@@ -253,14 +252,15 @@ def upload_face(
     }
     face = repo.create_face(session, owner_id=principal.owner_id, alignment=alignment)
     save_image(
-        session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image, kind="face_photo", face_id=face.id
+        session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image, kind=ImageKind.FACE_PHOTO,
+        face_id=face.id,
     )
     save_image(
         session,
         blobs=runtime.blobs,
         owner_id=principal.owner_id,
         image=best.image,
-        kind="face_aligned",
+        kind=ImageKind.FACE_ALIGNED,
         face_id=face.id,
     )
     save_image(
@@ -268,14 +268,14 @@ def upload_face(
         blobs=runtime.blobs,
         owner_id=principal.owner_id,
         image=realign(image, best, photo_res(best)),
-        kind=ALIGNED_PHOTO_KIND,
+        kind=ImageKind.FACE_ALIGNED_HR,
         face_id=face.id,
     )
     session.commit()
     if project:
         job, _ = runtime.queue.submit(
             owner_id=principal.owner_id,
-            kind=PROJECT_JOB,
+            kind=JobKind.FACE_PROJECT,
             payload={"face_id": face.id, "photo_sha256": photo_sha},
             idempotency_key=idempotency_key,
             identity=identity,

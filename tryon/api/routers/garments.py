@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.fashion import GARMENT_TRANSFER_JOB, TRANSFER_STEPS
+from tryon.api.fashion import TRANSFER_STEPS
 from tryon.api.idempotency import replayed
 from tryon.api.records import save_image
 from tryon.api.routers.faces import NON_EMPTY_FILE, decode_upload, read_upload
@@ -27,7 +27,7 @@ from tryon.api.runtime import Runtime
 from tryon.api.schemas import GarmentPublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Garment, JobStatus
+from tryon.db.models import Garment, ImageKind, JobKind, JobStatus
 from tryon.errors import InputError
 from tryon.fashion.outfits import MAX_SEED
 from tryon.fashion.transfer import MAX_STEPS, frame_garment_photo
@@ -109,7 +109,7 @@ def _upload(
     data = read_upload(file, runtime.settings.max_upload_bytes)
     identity = {"photo_sha256": sha256_hex(data), "gender": gender, "seed": seed, "steps": steps}
     with runtime.database.sessions() as session:
-        earlier = replayed(session, owner_id=owner_id, key=idempotency_key, kind=GARMENT_TRANSFER_JOB,
+        earlier = replayed(session, owner_id=owner_id, key=idempotency_key, kind=JobKind.GARMENT_TRANSFER,
                            request=identity, field="garment_id", what="a garment",
                            load=lambda i: repo.get_garment(session, garment_id=i, owner_id=owner_id))
         if earlier is not None:
@@ -125,13 +125,13 @@ def _upload(
     except InputError as exc:
         raise ApiError(422, str(exc)) from None
     with runtime.database.sessions.begin() as session:
-        stored = save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind="garment_photo")
+        stored = save_image(session, blobs=runtime.blobs, owner_id=owner_id, image=photo, kind=ImageKind.GARMENT_PHOTO)
         garment_id = repo.create_garment(session, owner_id=owner_id, photo_image_id=stored.id).id
     payload = {"garment_id": garment_id, "gender": gender, "seed": seed, "steps": steps}
     try:
         job, _ = runtime.queue.submit(
             owner_id=owner_id,
-            kind=GARMENT_TRANSFER_JOB,
+            kind=JobKind.GARMENT_TRANSFER,
             payload=payload,
             idempotency_key=idempotency_key,
             identity=identity,

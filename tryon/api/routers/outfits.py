@@ -21,7 +21,7 @@ from tryon.api.records import save_outfit
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import JobPublic, LabelsPublic, OutfitCreate, OutfitPublic, image_public, job_public
 from tryon.db import repositories as repo
-from tryon.db.models import Image, Outfit
+from tryon.db.models import Image, JobKind, Outfit
 
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
@@ -74,7 +74,7 @@ async def create_outfit(
         job, _ = await run_in_threadpool(
             lambda: runtime.queue.submit(
                 owner_id=principal.owner_id,
-                kind="outfit.generate",
+                kind=JobKind.OUTFIT_GENERATE,
                 payload={"labels": spec.labels, "seed": spec.seed, "truncation": spec.truncation},
                 idempotency_key=idempotency_key,
             )

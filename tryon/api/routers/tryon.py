@@ -35,13 +35,12 @@ from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
 from tryon.db import repositories as repo
-from tryon.db.models import CatalogItem, Image, TryOn
+from tryon.db.models import CatalogItem, Image, ImageKind, JobKind, TryOn
 from tryon.errors import InputError
 from tryon.jobs.registry import JobContext, JobEnv, JobRegistry
 
 router = APIRouter(prefix="/v1", tags=["try-on"])
 
-RENDER_JOB = "tryon.render"
 _services_lock = threading.Lock()
 
 
@@ -204,12 +203,12 @@ def create_tryon(
 
     Answers 202 with the try-on and its `tryon.render` job; poll `GET /v1/tryon/{id}` or the job.
     """
-    if RENDER_JOB not in runtime.registry:
+    if JobKind.TRYON_RENDER not in runtime.registry:
         raise ApiError(503, "try-on is not available in this service")
     strengths = dict(body.edits.strengths) if body.edits else {}
     instruction = body.edits.instruction if body.edits else None
     request = body.model_dump(mode="json")
-    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=RENDER_JOB,
+    earlier = replayed(session, owner_id=principal.owner_id, key=idempotency_key, kind=JobKind.TRYON_RENDER,
                        request=request, field="tryon_id", what="a try-on",
                        load=lambda i: repo.get_tryon(session, tryon_id=i, owner_id=principal.owner_id))
     if earlier is not None:
@@ -243,7 +242,7 @@ def create_tryon(
         payload["transfer"] = transfer
     job, _ = runtime.queue.submit(
         owner_id=principal.owner_id,
-        kind=RENDER_JOB,
+        kind=JobKind.TRYON_RENDER,
         payload=payload,
         idempotency_key=idempotency_key,
         identity=request,
@@ -300,7 +299,6 @@ def tryon_pipeline(env: JobEnv) -> Any:
 
 def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """`tryon.render`: payload {"tryon_id", "model_image_id", "generated"} -> the composite, stored."""
-    from tryon.api.routers.faces import ALIGNED_PHOTO_KIND
     from tryon.face.latent import FaceLatent
 
     env = ctx.env
@@ -317,7 +315,7 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
             raise InputError("the model image was deleted")
         latent_sha, model_sha, base_sha = face.latent_sha256, model_row.blob_sha256, None
         photo_row = next((img for img in repo.face_images(session, face_id=face.id)
-                          if img.kind == ALIGNED_PHOTO_KIND), None)
+                          if img.kind == ImageKind.FACE_ALIGNED_HR), None)
         photo_sha = photo_row.blob_sha256 if photo_row is not None else None
         edits = dict(row.edits or {})
         if edits.get("edit_id"):
@@ -352,7 +350,8 @@ def render_tryon_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         if row is None:
             raise InputError(f"the try-on {tryon_id} was deleted while it was rendered")
         stored = save_image(
-            session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image, kind="tryon", face_id=row.face_id
+            session, blobs=env.blobs, owner_id=ctx.owner_id, image=result.image, kind=ImageKind.TRYON,
+            face_id=row.face_id,
         )
         row.image_id = stored.id
         row.edits = {**edits, "strengths": result.edits}
@@ -398,4 +397,6 @@ def _wear_flat_product(ctx: JobContext, photo: PILImage.Image, options: dict[str
 
 def register_tryon_jobs(registry: JobRegistry) -> None:
     """Add `tryon.render` to a job registry (tryon.api.runtime.build_job_registry calls this)."""
-    registry.register(RENDER_JOB, render_tryon_job, description="edit, render and composite a face onto a model")
+    registry.register(
+        JobKind.TRYON_RENDER, render_tryon_job, description="edit, render and composite a face onto a model"
+    )

@@ -16,6 +16,7 @@ from tryon.api.errors import error_docs
 from tryon.api.fashion import save_generated_outfit
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import OutfitCreate, VariantPublic, VariantsCreate, VariantsPublic, image_public
+from tryon.db.models import ImageKind
 from tryon.fashion.outfits import FashionPipeline, OutfitSpec
 from tryon.fashion.variants import garment_variants
 
@@ -69,7 +70,7 @@ def _variants(runtime: Runtime, owner_id: str, body: VariantsCreate) -> Variants
                 owner_id=owner_id,
                 result=result,
                 checkpoint_id=pipeline.checkpoint_id,
-                kind="variant",
+                kind=ImageKind.VARIANT,
             )
             out.append(VariantPublic(outfit_id=outfit.id, image=image_public(image), params=outfit.params or {}))
     return VariantsPublic(variants=out)
