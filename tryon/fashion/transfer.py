@@ -395,6 +395,19 @@ def dominant_colour(image: np.ndarray, mask: np.ndarray) -> str:
     return max(counts, key=lambda name: counts[name])
 
 
+RANK_BLUR = 0.03  # Of match_colours' lightness ranking, as a fraction of the image side.
+
+
+def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """float [H, W] blurred by a Gaussian of `sigma` pixels (separable, edges replicated)."""
+    r = max(1, math.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    p = np.pad(a.astype(np.float64), r, mode="edge")
+    p = np.apply_along_axis(np.convolve, 0, p, k, mode="valid")
+    return np.apply_along_axis(np.convolve, 1, p, k, mode="valid")
+
+
 def match_colours(
     worn: np.ndarray,                       # uint8 [H, W, 3]: the on-model result.
     region: np.ndarray,                     # bool [H, W]: its worn region.
@@ -412,7 +425,10 @@ def match_colours(
     source = srgb_to_lab(worn[region])
     target = srgb_to_lab(photo[mask])
     target = target[np.argsort(target[:, 0], kind="stable")]
-    ranks = np.argsort(np.argsort(source[:, 0], kind="stable"), kind="stable")
+    # Ranked by a smoothed lightness, so that neighbouring pixels take neighbouring colours: blobs of
+    # one colour, not a speckle of all of them where the generator's texture flickers.
+    smooth = _gaussian_blur(srgb_to_lab(worn)[..., 0], RANK_BLUR * worn.shape[0])[region]
+    ranks = np.argsort(np.argsort(smooth, kind="stable"), kind="stable")
     picked = target[((ranks + 0.5) * len(target) / len(source)).astype(np.int64).clip(0, len(target) - 1)]
     lab = srgb_to_lab(worn)
     lab[region] = (1 - strength) * source + strength * picked
