@@ -235,11 +235,12 @@ def job_public(job: Any) -> JobPublic:
     )
 
 
-def image_public(image: Any) -> ImagePublic:
+def image_public(image: Any, url: str | None = None) -> ImagePublic:
+    """An image row as the API shows it; `url`: where to fetch it (default: /v1/images/{id})."""
     return ImagePublic(
         id=image.id,
         kind=image.kind,
-        url=f"/v1/images/{image.id}",
+        url=url or f"/v1/images/{image.id}",
         width=image.width,
         height=image.height,
         media_type=image.media_type,

@@ -21,7 +21,7 @@ from tryon.api.fashion import ensure_catalog
 from tryon.api.records import PNG, WEBP
 from tryon.api.routers.images import choose_media_type, image_response
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, ImagePublic
+from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, image_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, CatalogSource, Image
 from tryon.errors import InputError, ModelUnavailableError
@@ -45,14 +45,7 @@ def item_public(item: CatalogItem, image: Image) -> CatalogItemPublic:
         truncation=item.truncation,
         source=item.source,
         params=item.params,
-        image=ImagePublic(
-            id=image.id,
-            kind=image.kind,
-            url=f"/v1/catalog/{item.id}/image",
-            width=image.width,
-            height=image.height,
-            media_type=image.media_type,
-        ),
+        image=image_public(image, url=f"/v1/catalog/{item.id}/image"),
         outfit_id=item.outfit_id,
         created_at=item.created_at,
     )

@@ -28,7 +28,7 @@ from tryon.api.records import PNG, WEBP
 from tryon.api.routers.faces import decode_upload, read_upload
 from tryon.api.routers.images import choose_media_type, image_response
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import ImagePublic, ProductPage, ProductPublic
+from tryon.api.schemas import ImagePublic, ProductPage, ProductPublic, image_public
 from tryon.catalog.products import Refusal
 from tryon.db import repositories as repo
 from tryon.db.models import Image, Product
@@ -45,14 +45,7 @@ def product_public(session: Session, product: Product) -> ProductPublic:
         row = repo.get_image_any_owner(session, image_id=image_id)
         if row is None:  # Only a concurrent delete or update gets here.
             raise not_found("product", product.id)
-        return ImagePublic(
-            id=row.id,
-            kind=row.kind,
-            url=f"/v1/products/{product.id}/{kind}",
-            width=row.width,
-            height=row.height,
-            media_type=row.media_type,
-        )
+        return image_public(row, url=f"/v1/products/{product.id}/{kind}")
 
     return ProductPublic(
         id=product.id,
