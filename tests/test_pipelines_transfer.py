@@ -156,3 +156,19 @@ def test_a_red_white_navy_tee_is_worn_red_on_the_shipped_model() -> None:
     region = worn_region(np.asarray(result.on_model), "tops")
     assert dominant_colour(np.asarray(result.on_model), region) == "red", m
     assert m["colour_distance"] < 10 < m["colour_distance_unmatched"], m
+
+
+def test_colour_matching_gives_blobs_of_a_two_tone_garment_not_a_speckle() -> None:
+    # The worn region: a top-to-bottom shading with pixel noise, as the generator's texture flickers.
+    rng = np.random.default_rng(0)
+    shade = np.linspace(60, 160, 48)[:, None] + rng.normal(0, 25, (48, 48))
+    worn = np.repeat(np.clip(shade, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+    region = np.ones((48, 48), bool)
+    photo = np.zeros((32, 32, 3), np.uint8)
+    photo[:16] = (20, 30, 90)      # Navy half ...
+    photo[16:] = (230, 230, 230)   # ... and white half.
+    matched = match_colours(worn, region, photo, np.ones((32, 32), bool))
+    white = matched.astype(np.int64).sum(axis=2) > 3 * 160
+    assert 0.3 < white.mean() < 0.7  # Both colours, in about their proportions ...
+    changes = np.mean(white[1:] != white[:-1])
+    assert changes < 0.1, changes  # ... in blobs: few vertical neighbours differ (raw ranking: a speckle).
