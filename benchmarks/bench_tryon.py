@@ -344,12 +344,14 @@ class Recogniser:
 
 def projected_photos(fm: Any, paths: Iterable[Path], cache: Path, steps: int) -> list[tuple[Any, Any]]:
     """(the photo's aligned crop at its own resolution, its projection) for each photo with a face; the
-    projections (encoder + `steps`) are cached in `cache` by file stem, so reruns skip them."""
+    projections (encoder + `steps`) are cached in `cache` by generator, file stem and steps, so reruns
+    skip them (and a new generator, or its encoder not yet fitted, never reads another's)."""
     from tryon.face.align import align_face, photo_res, realign
     from tryon.face.latent import FaceLatent
     from tryon.face.project import project_face
     from tryon.vision.io import load_image
 
+    cache = cache / (fm.generator_sha256[:12] + ("" if fm.encoder is not None else "-no-encoder"))
     cache.mkdir(parents=True, exist_ok=True)
     faces = []
     for path in paths:

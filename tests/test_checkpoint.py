@@ -641,3 +641,20 @@ def test_export_command(saved: Path, tmp_path: Path) -> None:
     assert "wrote" in result.stdout and "G_ema" in result.stdout and "kimg 12" in result.stdout
     result = _run_cli("export", str(saved), str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode != 0 and "already exists" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_of_a_campaign_run_records_the_campaign_kimg(saved: Path, tmp_path: Path) -> None:
+    # A campaign run that started from other weights at 98.5 kimg counts its own kimg from 0; the
+    # shipped model (and what is fitted on it) must say 98.5 + 12.
+    campaign = tmp_path / "campaign"
+    campaign.mkdir()
+    (campaign / "campaign.json").write_text('{"model": "face", "kimg_offset": 98.5, "sessions": []}')
+    result = _run_cli("export", str(saved), str(tmp_path / "out"), "--campaign", str(campaign), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kimg 110.5" in result.stdout
+    assert read_checkpoint_config(tmp_path / "out")["training"] == {
+        "kimg": 110.5, "run_kimg": 12, "kimg_offset": 98.5, "fid": 41.5}
+    result = _run_cli("export", str(saved), str(tmp_path / "other"), "--campaign", str(tmp_path / "none"),
+                      cwd=tmp_path)
+    assert result.returncode != 0 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "other").exists()

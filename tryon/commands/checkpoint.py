@@ -70,6 +70,9 @@ def register_export(subparsers: Any) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="checkpoint folder to create or (--force) replace")
     parser.add_argument("--networks", default="G_ema,D", help="comma-separated networks to keep (G_ema,D)")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it is an existing checkpoint")
+    parser.add_argument("--campaign", metavar="DIR", default=None,
+                        help="the training campaign the run belongs to (training/campaign/MODEL): record the "
+                             "campaign's kimg (its kimg_offset + the run's) instead of the run's")
     parser.set_defaults(func=run_export)
 
 
@@ -77,7 +80,14 @@ def run_export(args: argparse.Namespace) -> int:
     from tryon.checkpoint import export_checkpoint
 
     names = [n.strip() for n in args.networks.split(",") if n.strip()]
-    out = export_checkpoint(args.snapshot, args.out_dir, names=names, overwrite=args.force)
+    offset = 0.0
+    if args.campaign is not None:
+        file = Path(args.campaign) / "campaign.json"
+        try:
+            offset = float(json.loads(file.read_text(encoding="utf-8")).get("kimg_offset", 0.0))
+        except (OSError, ValueError, AttributeError) as e:
+            raise InputError(f"--campaign: cannot read {file}: {e}") from e
+    out = export_checkpoint(args.snapshot, args.out_dir, names=names, overwrite=args.force, kimg_offset=offset)
     doc = json.loads((out / "config.json").read_text(encoding="utf-8"))
     kimg = (doc.get("training") or {}).get("kimg")
     size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".safetensors") / 2**20
