@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_tryon import DATA, RESULTS, attribute_probs, lfw_photos, projected_photos
+from bench_tryon import DATA, RESULTS, attribute_probs, encode_celeba, lfw_photos, projected_photos
 
 EDITS = (("smile", 1.0, "Smiling", 1), ("glasses", 1.0, "Eyeglasses", 1), ("age", 10.0, "Young", -1))
 
@@ -57,12 +57,9 @@ def main() -> int:
 
     from tryon.composite.photo_edit import apply_edit_to_photo
     from tryon.face import edit_latent, load_face_models, render_face
-    from tryon.face.align import align_face
     from tryon.face.directions import conditional_direction
     from tryon.face.edits import face_directions
     from tryon.face.latent import FaceLatent
-    from tryon.face.models import face_tensor
-    from tryon.vision.io import load_image
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -73,22 +70,9 @@ def main() -> int:
     print(f"{len(faces)} LFW faces", flush=True)
 
     # Real-face directions: CelebA faces (the last ids), aligned like ours, encoded.
-    root = DATA / "faces_celeba"
-    lines = (root / "list_attr_celeba.txt").read_text().splitlines()
-    names = lines[1].split()
-    ws, labels = [], []
-    for row in (line.split() for line in lines[2:][-args.celeba :]):
-        try:
-            aligned = align_face(load_image(root / "images" / row[0]), 64)[0]
-        except Exception:
-            continue
-        with torch.no_grad():
-            assert fm.encoder is not None
-            ws.append(fm.encoder(face_tensor(fm, aligned.image))[0].numpy())
-        labels.append([int(v) for v in row[1:]])
-    X = np.stack(ws).reshape(len(ws), -1)
-    y_all = np.array(labels)
-    print(f"{len(X)} CelebA faces encoded", flush=True)
+    names = (DATA / "faces_celeba" / "list_attr_celeba.txt").read_text().splitlines()[1].split()
+    ws_celeba, y_all = encode_celeba(fm, args.celeba)
+    X = ws_celeba.numpy().reshape(len(ws_celeba), -1)
 
     def measure(target: str, vector: np.ndarray | None = None, strengths: dict[str, float] | None = None,
                 gain: float = 1.0, latent_as: str = "projected") -> dict[str, float]:

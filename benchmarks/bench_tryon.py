@@ -370,6 +370,32 @@ def projected_photos(fm: Any, paths: Iterable[Path], cache: Path, steps: int) ->
     return faces
 
 
+def encode_celeba(fm: Any, n: int) -> tuple[Any, np.ndarray]:
+    """The last n CelebA faces of the attribute list (never an evaluation face), aligned like ours and
+    encoded by the face encoder: W+ [m, num_ws, w_dim] and their CelebA labels [m, 40] (+1 / -1), m <= n
+    (faces the alignment misses are skipped)."""
+    import torch
+
+    from tryon.face.align import align_face
+    from tryon.face.models import face_tensor
+    from tryon.vision.io import load_image
+
+    if fm.encoder is None:
+        raise SystemExit("the face generator has no encoder: fit one first (tryon face-encoder)")
+    root = DATA / "faces_celeba"
+    ws, labels = [], []
+    for row in (line.split() for line in (root / "list_attr_celeba.txt").read_text().splitlines()[2:][-n:]):
+        try:
+            aligned = align_face(load_image(root / "images" / row[0]), 64)[0]
+        except Exception:
+            continue
+        with torch.no_grad():
+            ws.append(fm.encoder(face_tensor(fm, aligned.image))[0])
+        labels.append([int(v) for v in row[1:]])
+    print(f"{len(ws)} CelebA faces encoded", flush=True)
+    return torch.stack(ws), np.array(labels)
+
+
 def lfw_photos(n: int) -> list[tuple[Path, str]]:
     """The first n/2 women and n/2 men of lfw_labels.csv with a photo here, one photo a person."""
     import csv

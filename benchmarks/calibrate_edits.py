@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_tryon import (
-    DATA,
     NAMED_ATTRIBUTES,
     RESULTS,
     attribute_probs,
+    encode_celeba,
     labelled,
     lfw_photos,
     projected_photos,
@@ -133,7 +133,7 @@ def main() -> int:
         hit = [m for m in ok if sign * table[f"x{m:g}"]["dP"] >= goal]
         return (hit[0] if hit else (ok[-1] if ok else 1.0)), table
 
-    celeba = encode_celeba(fm, args.celeba) if args.fit else None
+    celeba = encode_celeba(fm, args.celeba)[0] if args.fit else None
     results: dict[str, Any] = {}
     chosen: dict[str, tuple[np.ndarray, float, str]] = {}
     for name, unit, target, sign, goal in EDITS:
@@ -196,29 +196,6 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0
-
-
-def encode_celeba(fm: Any, n: int) -> Any:
-    """W+ [n, num_ws, w_dim] of the last n CelebA faces of the list, by the face encoder."""
-    import torch
-
-    from tryon.face.align import align_face
-    from tryon.face.models import face_tensor
-    from tryon.vision.io import load_image
-
-    root = DATA / "faces_celeba"
-    rows = [line.split() for line in (root / "list_attr_celeba.txt").read_text().splitlines()[2:][-n:]]
-    ws = []
-    for row in rows:
-        try:
-            aligned = align_face(load_image(root / "images" / row[0]), 64)[0]
-        except Exception:
-            continue
-        with torch.no_grad():
-            assert fm.encoder is not None
-            ws.append(fm.encoder(face_tensor(fm, aligned.image))[0])
-    print(f"{len(ws)} CelebA faces encoded", flush=True)
-    return torch.stack(ws)
 
 
 def fit_guided(fm: Any, ws: Any, start: np.ndarray, layers: tuple[int, int], distance: float, target: str,
