@@ -342,17 +342,36 @@ class Recogniser:
         return np.asarray(self.net.compute_face_descriptor(rgb, shape)), how
 
 
-def projected_photos(fm: Any, paths: Iterable[Path], cache: Path, steps: int) -> list[tuple[Any, Any]]:
-    """(the photo's aligned crop at its own resolution, its projection) for each photo with a face; the
-    projections (encoder + `steps`) are cached in `cache` by generator, file stem and steps, so reruns
-    skip them (and a new generator, or its encoder not yet fitted, never reads another's)."""
-    from tryon.face.align import align_face, photo_res, realign
+def latent_cache(fm: Any, cache: Path) -> Path:
+    """The folder of `cache` for this face generator's projections: a new generator, or one whose
+    encoder is not fitted yet, never reads another's latents."""
+    folder = cache / (fm.generator_sha256[:12] + ("" if fm.encoder is not None else "-no-encoder"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def cached_projection(fm: Any, aligned: Image.Image, name: str, steps: int, cache: Path) -> tuple[Any, float | None]:
+    """The projection (encoder + `steps`) of an aligned face, kept in `latent_cache(fm, cache)` under
+    `name`: (latent, seconds it took, or None when it came from the cache)."""
     from tryon.face.latent import FaceLatent
     from tryon.face.project import project_face
+
+    file = latent_cache(fm, cache) / f"{name}_s{steps}.npz"
+    if file.is_file():
+        return FaceLatent.load(file), None
+    t0 = time.perf_counter()
+    latent = project_face(fm, aligned, steps=steps).latent
+    seconds = time.perf_counter() - t0
+    latent.save(file)
+    return latent, seconds
+
+
+def projected_photos(fm: Any, paths: Iterable[Path], cache: Path, steps: int) -> list[tuple[Any, Any]]:
+    """(the photo's aligned crop at its own resolution, its projection) for each photo with a face; the
+    projections are cached (`cached_projection`), so reruns skip them."""
+    from tryon.face.align import align_face, photo_res, realign
     from tryon.vision.io import load_image
 
-    cache = cache / (fm.generator_sha256[:12] + ("" if fm.encoder is not None else "-no-encoder"))
-    cache.mkdir(parents=True, exist_ok=True)
     faces = []
     for path in paths:
         photo = load_image(path)
@@ -360,12 +379,7 @@ def projected_photos(fm: Any, paths: Iterable[Path], cache: Path, steps: int) ->
             aligned = align_face(photo, 256)[0]
         except Exception:
             continue
-        file = cache / f"{path.stem}_s{steps}.npz"
-        if file.is_file():
-            latent = FaceLatent.load(file)
-        else:
-            latent = project_face(fm, aligned.image, steps=steps).latent
-            latent.save(file)
+        latent, _ = cached_projection(fm, aligned.image, path.stem, steps, cache)
         faces.append((realign(photo, aligned, photo_res(aligned)), latent))
     return faces
 
@@ -432,14 +446,13 @@ def bench_identity(n: int, models_per_face: int, steps: int, cache: Path,
                    refine_steps: int = 0) -> tuple[dict[str, Any], Image.Image]:
     from tryon.face.align import ALIGN_RES, align_face, photo_res, realign
     from tryon.face.latent import FaceLatent
-    from tryon.face.project import project_face, refine_face
+    from tryon.face.project import refine_face
     from tryon.pipelines import TryOnPipeline
     from tryon.vision.io import load_image
 
     rec = Recogniser()
     pipe = TryOnPipeline(project_steps=steps)
     fm = pipe.face_models
-    cache.mkdir(parents=True, exist_ok=True)
     models = {g: [load_image(DATA / "tryon_examples" / m) for m in names] for g, names in MODEL_PHOTOS.items()}
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
@@ -457,16 +470,11 @@ def bench_identity(n: int, models_per_face: int, steps: int, cache: Path,
             skipped.append(f"{path.name}: {exc}")
             continue
         crop = realign(photo, aligned, photo_res(aligned))
-        file = cache / f"{path.stem}_s{steps}.npz"
-        if file.is_file():
-            latent = FaceLatent.load(file)
-        else:
-            t0 = time.perf_counter()
-            latent = project_face(fm, aligned.image, steps=steps).latent
-            projection_seconds.append(time.perf_counter() - t0)
-            latent.save(file)
+        latent, seconds = cached_projection(fm, aligned.image, path.stem, steps, cache)
+        if seconds is not None:
+            projection_seconds.append(seconds)
         if refine_steps:                # The service's follow-up: pivotal tuning around the projection.
-            tuned = cache / f"{path.stem}_s{steps}_pti{refine_steps}.npz"
+            tuned = latent_cache(fm, cache) / f"{path.stem}_s{steps}_pti{refine_steps}.npz"
             if tuned.is_file():
                 latent = FaceLatent.load(tuned)
             else:
