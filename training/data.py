@@ -1,7 +1,8 @@
 """What the training loop trains on: the dataset zip, the real minibatches by step, and the sample grid.
 
-Every random choice here is a function of the run seed (`derive_seed`), so a resumed run draws the
-same real images at the same step as the run it continues.
+The real minibatches are a function of the run seed and the step (`derive_seed`), so a resumed run
+draws the same real images at each step as the run it continues; the sample grid's latents come from
+fixed per-cell seeds (as in NVlabs' generate.py).
 """
 
 from __future__ import annotations

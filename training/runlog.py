@@ -1,5 +1,5 @@
-"""The run's log (main process only): log.jsonl, TensorBoard events, loss.png / metrics.png, and the
-progress line printed per tick."""
+"""The run folder and its log (main process only): the folder's name (`make_run_dir`), log.jsonl,
+TensorBoard events, loss.png / metrics.png, and the progress line printed per tick."""
 
 from __future__ import annotations
 
