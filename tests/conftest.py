@@ -1,6 +1,7 @@
 """Shared test helpers: where ../shared lives, the fixture of the shared NVlabs reference numbers, one
 torch thread for the modules that ask for it (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`),
-and the API on a tiny fashion model (`client`, built on the module's `checkpoint`)."""
+the API on a tiny fashion model (`client`, built on the module's `checkpoint`), and a tiny training
+set (`data_zip`)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,11 @@ def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
 
     with TestClient(create_app(service_settings(tmp_path, fashion_checkpoint=checkpoint))) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def data_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labelled dataset zip of 12 64x64 images (`training_zip.write_test_zip`), made once per module."""
+    from training_zip import write_test_zip
+
+    return write_test_zip(tmp_path_factory.mktemp("data") / "tiny64.zip", num_images=12, resolution=64)

@@ -10,7 +10,6 @@ import pytest
 import safetensors.torch
 import torch
 from test_training_loop import STEP_KIMG, TINY
-from training_zip import write_test_zip
 
 from training.campaign import (
     PACK_FILE,
@@ -27,11 +26,6 @@ from tryon.cli import main as tryon_main
 from tryon.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def data_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_test_zip(tmp_path_factory.mktemp("data") / "tiny64.zip", num_images=12, resolution=64)
 
 
 @pytest.fixture(scope="module")

@@ -42,11 +42,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_test_zip(tmp_path_factory.mktemp("data") / "tiny64.zip", num_images=12, resolution=64)
-
-
-@pytest.fixture(scope="module")
 def four_step_run(data_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     outdir = tmp_path_factory.mktemp("runs")
     rc = tryon_main(["train", "--data", str(data_zip), "--outdir", str(outdir), "--kimg", str(4 * STEP_KIMG), *TINY])
