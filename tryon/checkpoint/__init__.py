@@ -42,7 +42,7 @@ from tryon.checkpoint.nvlabs import (
     read_nvlabs_pickle,
     record_state_dict,
 )
-from tryon.labels import LabelSchema
+from tryon.labels import LabelSchema  # The checkpoint's label schema; tryon.checkpoint always offered it.
 
 __all__ = [
     "CONFIG_FILE",
