@@ -74,7 +74,8 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     import tryon.ops
     from training import dist
     from training.loop import RealImages, Trainer, peak_memory_gib
-    from training.train import PRESETS, add_arguments, resolve_options
+    from training.options import PRESETS, resolve_options
+    from training.train import add_arguments
 
     preset = PRESETS[cell["preset"]]
     res = preset.resolution

@@ -100,7 +100,8 @@ def score(result: Any, model: Image.Image) -> dict[str, float]:
     """Landmark error, seam and colour numbers of one CompositeResult (see the module docstring)."""
     import cv2
 
-    from tryon.composite import _to_lab, mesh_keypoints, seam_metrics
+    from tryon.composite import mesh_keypoints, seam_metrics
+    from tryon.composite.blend import to_lab
     from tryon.face.align import find_faces
 
     out = np.asarray(result.image)
@@ -126,8 +127,8 @@ def score(result: Any, model: Image.Image) -> dict[str, float]:
     row["seam_excess"], row["seam_ratio"] = seam["excess"], seam["ratio"]
     inner = cv2.erode((mask > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
     if inner.sum() > 50:
-        lab_out = _to_lab(out.astype(np.float32) / 255.0)[inner].mean(0)
-        lab_ref = _to_lab(ref.astype(np.float32) / 255.0)[inner].mean(0)
+        lab_out = to_lab(out.astype(np.float32) / 255.0)[inner].mean(0)
+        lab_ref = to_lab(ref.astype(np.float32) / 255.0)[inner].mean(0)
         row["delta_e"] = float(np.linalg.norm(lab_out - lab_ref))
     else:
         row["delta_e"] = float("nan")

@@ -3,7 +3,6 @@ domain classifier on the same labels, saved like tryon/assets (fashion/ + fashio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +41,3 @@ def save_tiny_fashion_models(root: Path, *, seed: int = 0) -> Path:
     net = FeatureNet(FASHION_SCHEMA, resolution=16, channels=(4, 8), feature_dim=8).eval()
     save_checkpoint(root / "fashion_features", {NETWORK_NAME: net}, {"label_schema": FASHION_SCHEMA})
     return fashion
-
-
-def one_torch_thread() -> Iterator[None]:
-    """Run with one torch thread, then restore. On a shared 2-core machine two OpenMP threads that
-    lose their cores spin and wait: projection steps ran 10-20x slower than with one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pipeline_helpers import save_tiny_fashion_models
 from service_helpers import postgres_database, service_settings, shopper
 from sqlalchemy import func, select
 
@@ -25,11 +24,6 @@ from tryon.db.models import CatalogFill, CatalogItem
 PLAN = 3 * 2 * 2 * CATALOG_PER_GROUP  # FASHION_SCHEMA: categories x genders x views x items per group.
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_fashion_models(tmp_path_factory.mktemp("models"))
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -37,12 +31,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     else:
         with postgres_database() as url:
             yield url
-
-
-@pytest.fixture
-def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(service_settings(tmp_path, fashion_checkpoint=checkpoint))) as c:
-        yield c
 
 
 def designer(client: TestClient, scopes: tuple[str, ...] = ("designer", "shop")) -> dict[str, str]:

@@ -5,32 +5,16 @@ without a garment is 422; ownership; idempotency keys."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
 from service_helpers import api_key, png_bytes, service_settings, shopper
 
 from tryon.api import create_app
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    yield from one_torch_thread()
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_fashion_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture
-def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(service_settings(tmp_path, fashion_checkpoint=checkpoint))) as c:
-        yield c
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def garment_png() -> bytes:

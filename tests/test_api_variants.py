@@ -3,32 +3,16 @@ outfit with its latent and params; bad input is a 400 that says what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pipeline_helpers import save_tiny_fashion_models
-from service_helpers import service_settings, shopper
+from service_helpers import shopper
 
-from tryon.api import create_app
 from tryon.api.fashion import load_latent
 from tryon.db import repositories as repo
 
 BASE = {"category": "Shirts", "colour": "Blue", "gender": "Men", "view": "flat", "seed": 3, "truncation": 0.8}
 OTHER = {"category": "Jeans", "colour": "Black", "seed": 9}
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_fashion_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture
-def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(service_settings(tmp_path, fashion_checkpoint=checkpoint))) as c:
-        yield c
 
 
 def key(client: TestClient, *scopes: str) -> dict[str, str]:

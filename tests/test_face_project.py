@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FACE_PHOTO = REPO_ROOT / "tests" / "data" / "faces" / "photos" / "obama_small.jpg"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # Batch-1 projection gains nothing from a second thread, and on a busy machine it loses a lot.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

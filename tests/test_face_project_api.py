@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, postgres_database, service_settings, shopper
@@ -29,13 +28,7 @@ from tryon.face import FaceLatent
 PHOTO = SHARED_FACE_PHOTOS / "obama-480p.jpg"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Batch-1 projection gains nothing from a second thread, and on a busy machine it loses a lot.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

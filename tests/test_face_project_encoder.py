@@ -4,25 +4,17 @@ projection starts from it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from training_zip import write_test_zip
 
 from tryon.cli import main
 from tryon.face import load_face_models, project_face
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_face_encoder_trains_saves_and_loads(tmp_path: Path) -> None:

@@ -31,12 +31,7 @@ D_KW: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -4,19 +4,15 @@ bad input one readable line and a non-zero exit."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
+from pipeline_helpers import save_tiny_fashion_models
 
 from tryon.cli import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,16 @@ images equal to `tryon generate`'s, per-sample truncation in one pass, layer gro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
+from pipeline_helpers import save_tiny_fashion_models
 
 from tryon.errors import InputError
 from tryon.fashion import LAYER_GROUPS, FashionPipeline, OutfitSpec
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ with D-feature + pixel losses, the garment's middle / fine layers on a model, th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
+from pipeline_helpers import save_tiny_fashion_models
 
 from tryon.errors import InputError
 from tryon.fashion import FashionPipeline, frame_garment_photo, garment_transfer
@@ -30,9 +29,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OOTD = SHARED / "data" / "tryon_examples" / "ootd_garment"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

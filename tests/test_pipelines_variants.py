@@ -3,19 +3,14 @@ by condition. Checked on the latents (what each mode must change and must keep) 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-from pipeline_helpers import one_torch_thread, save_tiny_fashion_models
+from pipeline_helpers import save_tiny_fashion_models
 
 from tryon.errors import InputError
 from tryon.fashion import FashionPipeline, OutfitSpec, garment_variants
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    yield from one_torch_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

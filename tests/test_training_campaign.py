@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import lzma
 from pathlib import Path
-from typing import Any
 
 import pytest
 import safetensors.torch
 import torch
 from test_training_loop import STEP_KIMG, TINY
-from training_zip import write_test_zip
 
 from training.campaign import (
     PACK_FILE,
@@ -27,18 +25,7 @@ from tryon.checkpoint import load_checkpoint
 from tryon.cli import main as tryon_main
 from tryon.errors import InputError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def data_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_test_zip(tmp_path_factory.mktemp("data") / "tiny64.zip", num_images=12, resolution=64)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

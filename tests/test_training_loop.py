@@ -38,18 +38,7 @@ TINY = [
 STEP_KIMG = 0.004  # One step of batch 4.
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine's spinning threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def data_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_test_zip(tmp_path_factory.mktemp("data") / "tiny64.zip", num_images=12, resolution=64)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ a flat outfit (422), bad requests (400), idempotency, and DELETE /v1/faces/{id} 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import save_tiny_fashion_checkpoint, service_settings
+from service_helpers import save_tiny_fashion_checkpoint
 
-from tryon.api import create_app
 from tryon.db import repositories as repo
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_fashion_checkpoint(tmp_path_factory.mktemp("ckpt") / "fashion")
-
-
-@pytest.fixture
-def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
-    settings = service_settings(tmp_path, fashion_checkpoint=checkpoint)
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def session_of(client: TestClient) -> tuple[dict[str, str], str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import api_key, save_tiny_fashion_checkpoint, service_settings
+from service_helpers import api_key, save_tiny_fashion_checkpoint
 from test_tryon_api import make_face, make_outfit, session_of, wait_job
-
-from tryon.api import create_app
 
 IMAGES = Path(__file__).parent / "data" / "fashion" / "images"
 ON_MODEL = IMAGES / "10057.jpg"
@@ -28,12 +25,6 @@ FLAT = IMAGES / "10025.jpg"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_fashion_checkpoint(tmp_path_factory.mktemp("ckpt") / "fashion")
-
-
-@pytest.fixture
-def client(tmp_path: Path, checkpoint: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(service_settings(tmp_path, fashion_checkpoint=checkpoint))) as c:
-        yield c
 
 
 def import_product(client: TestClient, photo: Path, **attributes: str) -> dict[str, Any]:

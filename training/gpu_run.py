@@ -86,9 +86,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import tryon.ops
     from training import dist
-    from training.loop import LOG_FILE, train
+    from training.loop import train
+    from training.options import OPTIONS_FILE, resolve_options
+    from training.runlog import LOG_FILE
     from training.snapshot import SAMPLES_FILE
-    from training.train import OPTIONS_FILE, resolve_options
     from tryon.checkpoint import load_checkpoint, save_checkpoint
 
     start_mono = time.monotonic()  # The --minutes budget covers everything from here on.

@@ -14,9 +14,10 @@ noise) is reseeded before every round with a seed derived from the round's *glob
 - N processes with batch B compute the same thing as one process that accumulates the same B in N
   rounds (up to floating-point summation order).
 
-Run folder: training_options.json, log.jsonl (one JSON object per tick), TensorBoard events,
-loss.png / metrics.png, reals.png, grid.json, and network-snapshot-<kimg>/ folders (see
-training/snapshot.py).
+Run folder: training_options.json (training/options.py), log.jsonl (one JSON object per tick),
+TensorBoard events and loss.png / metrics.png (training/runlog.py), reals.png, grid.json, and
+network-snapshot-<kimg>/ folders (training/snapshot.py). The real minibatches and the sample grid
+come from training/data.py.
 """
 
 from __future__ import annotations
@@ -27,16 +28,13 @@ import inspect
 import io
 import json
 import logging
-import math
-import os
-import re
 import resource
 import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +45,18 @@ from torch.nn.parallel import DistributedDataParallel
 import tryon.ops
 from training import dist
 from training.augment import AdaController, AugmentPipe
+from training.data import (
+    TAG_LATENTS,
+    TAG_ROUND,
+    RealImages,
+    SampleGrid,
+    derive_seed,
+    label_distribution,
+    open_dataset,
+)
 from training.loss import PHASES, GeneratorForTraining, StyleGAN2Loss, build_phases
+from training.options import OPTIONS_FILE, TrainingOptions
+from training.runlog import RunLog, make_run_dir, tick_line
 from training.snapshot import (
     SNAPSHOT_PREFIX,
     ResumeState,
@@ -57,224 +66,11 @@ from training.snapshot import (
     save_snapshot,
     snapshot_name,
 )
-from training.train import OPTIONS_FILE, TrainingOptions
 from tryon.errors import CheckpointError, InputError
 from tryon.imaging import make_grid, to_uint8
 from tryon.nn import Discriminator, Generator
 
 log = logging.getLogger(__name__)
-
-LOG_FILE = "log.jsonl"
-PRELOAD_AUTO_MAX_BYTES = 4 << 30       # --preload auto: decode datasets up to this size into memory.
-PRELOAD_GPU_MAX_BYTES = 2 << 30        # ... and keep them on the GPU up to this size.
-
-# ----------------------------------------------------------------------------------------------------
-# Data.
-
-
-def open_dataset(path: str | os.PathLike[str], mirror: bool = False, use_labels: bool = True) -> Any:
-    """Open a dataset zip with `datasets.ImageZipDataset` (which raises InputError when it is unusable)."""
-    from datasets import ImageZipDataset
-
-    return ImageZipDataset(str(path), xflip=mirror, use_labels=use_labels)
-
-
-def derive_seed(*values: int) -> int:
-    """A 63-bit seed mixed from integers (numpy's SeedSequence: distinct inputs, independent streams)."""
-    state = np.random.SeedSequence([int(v) & 0xFFFFFFFFFFFFFFFF for v in values]).generate_state(2, np.uint32)
-    return (int(state[0]) << 31 | int(state[1]) >> 1) & 0x7FFFFFFFFFFFFFFF
-
-
-_TAG_REALS, _TAG_LATENTS, _TAG_ROUND = 0x5EA1, 0x1A7E, 0x0D0D
-
-
-class RealImages:
-    """Real minibatches by step number: deterministic, resumable, split over processes.
-
-    The global order is an endless sequence of permutations of the dataset (one per epoch, seeded by
-    (seed, epoch)); step `s` takes positions [s * batch, (s + 1) * batch) and process `rank` the
-    `rank`-th slice of it. Images are decoded up front (`preload`) or streamed by a DataLoader.
-    """
-
-    def __init__(
-        self,
-        dataset: Any,                   # ImageZipDataset-like: ds[i] -> (uint8 [C, H, W], float32 [L]).
-        batch: int,                     # Global batch size.
-        rank: int,                      # This process.
-        world_size: int,                # Number of processes.
-        seed: int,                      # Run seed.
-        device: torch.device,           # Where batches are returned.
-        preload: str = "auto",          # "auto" / "on" / "off".
-        workers: int = 2,               # DataLoader processes.
-        c_dim: int | None = None,       # Keep the first c_dim label entries (0 = unconditional).
-    ) -> None:
-        self.dataset = dataset
-        self.num_images = len(dataset)
-        self.batch = batch
-        self.local_batch = batch // world_size
-        self.rank = rank
-        self.seed = seed
-        self.device = device
-        self.workers = workers
-        labels = np.stack([np.asarray(dataset.get_label(i), dtype=np.float32) for i in range(self.num_images)])
-        labels = labels.reshape(self.num_images, -1)
-        if c_dim is not None:
-            labels = labels[:, :c_dim]
-        self.labels = torch.from_numpy(np.ascontiguousarray(labels))  # [N, c_dim], CPU.
-        C, H, W = int(dataset.num_channels), int(dataset.resolution), int(dataset.resolution)
-        nbytes = self.num_images * C * H * W
-        self.preloaded = preload == "on" or (preload == "auto" and nbytes <= PRELOAD_AUTO_MAX_BYTES)
-        self._images: torch.Tensor | None = None
-        self.labels_device = self.labels.to(device)
-        self._perms: dict[int, np.ndarray] = {}
-        self._iter: Iterator[Any] | None = None
-        self._next_step = -1
-        if self.preloaded:
-            images = self._decode_all()
-            on_gpu = device.type == "cuda" and nbytes <= PRELOAD_GPU_MAX_BYTES
-            self._images = images.to(device) if on_gpu else (images.pin_memory() if device.type == "cuda" else images)
-
-    def _decode_all(self) -> torch.Tensor:
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=256, shuffle=False, num_workers=self.workers, drop_last=False
-        )
-        chunks = [img for img, _ in loader]
-        return torch.cat(chunks).contiguous()
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            if len(self._perms) > 4:
-                self._perms.pop(min(self._perms))
-            rng = np.random.default_rng(derive_seed(self.seed, _TAG_REALS, epoch))
-            self._perms[epoch] = rng.permutation(self.num_images)
-        return self._perms[epoch]
-
-    def global_indices(self, step: int) -> np.ndarray:
-        """Dataset indices of the whole global batch of `step`: [batch]."""
-        pos = np.arange(step * self.batch, (step + 1) * self.batch, dtype=np.int64)
-        epochs = pos // self.num_images
-        out = np.empty_like(pos)
-        for e in np.unique(epochs):
-            sel = epochs == e
-            out[sel] = self._perm(int(e))[pos[sel] % self.num_images]
-        return out
-
-    def local_indices(self, step: int) -> np.ndarray:
-        """This process's slice of the global batch of `step`: [batch / world_size]."""
-        return self.global_indices(step)[self.rank * self.local_batch : (self.rank + 1) * self.local_batch]
-
-    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images uint8 [B_local, C, H, W], labels float32 [B_local, c_dim]) on the device."""
-        idx = self.local_indices(step)
-        labels = self.labels_device[torch.from_numpy(idx).to(self.labels_device.device)]
-        if self._images is not None:
-            sel = torch.from_numpy(idx).to(self._images.device)
-            return self._images[sel].to(self.device, non_blocking=True), labels
-        if self._iter is None or step != self._next_step:
-            self._iter = iter(self._loader(step))
-        self._next_step = step + 1
-        img, _ = next(self._iter)
-        return img.to(self.device, non_blocking=True), labels
-
-    def _loader(self, start_step: int) -> torch.utils.data.DataLoader[Any]:
-        source = self
-
-        class _StepSampler(torch.utils.data.Sampler[list[int]]):
-            def __iter__(self) -> Iterator[list[int]]:
-                step = start_step
-                while True:
-                    yield source.local_indices(step).tolist()
-                    step += 1
-
-        return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=_StepSampler(), num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers > 0 else None,
-        )
-
-    def images_at(self, indices: Sequence[int]) -> torch.Tensor:
-        """uint8 [len(indices), C, H, W] on the CPU (for the grid of reals)."""
-        if self._images is not None:
-            return self._images[torch.as_tensor(list(indices), device=self._images.device)].cpu()
-        return torch.stack([torch.as_tensor(self.dataset[i][0]) for i in indices])
-
-
-# ----------------------------------------------------------------------------------------------------
-# Sample grid.
-
-
-@dataclasses.dataclass
-class SampleGrid:
-    """Fixed seeds (columns) x label combinations (rows) for the snapshot sample grids."""
-
-    seeds: list[int]                    # One per cell, row-major.
-    labels: torch.Tensor                # [cells, c_dim].
-    cols: int
-    row_names: list[str]                # What each row is conditioned on.
-    real_indices: list[int | None]      # A real image with the row's label per cell (None = none left).
-
-    @classmethod
-    def build(cls, labels: torch.Tensor, rows: int, cols: int, label_schema: Mapping[str, Any] | None) -> SampleGrid:
-        c_dim = labels.shape[1]
-        if c_dim == 0:
-            n = rows * cols
-            return cls(
-                seeds=list(range(n)), labels=torch.zeros([n, 0]), cols=cols, row_names=["unconditional"] * rows,
-                real_indices=list(range(min(n, labels.shape[0]))) + [None] * max(n - labels.shape[0], 0),
-            )
-        # The most frequent label combinations in the data, most frequent first.
-        uniq, inverse, counts = np.unique(labels.numpy(), axis=0, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        first = np.array([np.flatnonzero(inverse == k)[0] for k in range(len(uniq))])
-        order = sorted(range(len(uniq)), key=lambda k: (-counts[k], first[k]))[:rows]
-        seeds, cell_labels, names, reals = [], [], [], []
-        for k in order:
-            members = np.flatnonzero(inverse == k).tolist()
-            names.append(_describe_label(uniq[k], label_schema))
-            for j in range(cols):
-                seeds.append(j)
-                cell_labels.append(torch.from_numpy(uniq[k].copy()))
-                reals.append(members[j] if j < len(members) else None)
-        return cls(seeds=seeds, labels=torch.stack(cell_labels), cols=cols, row_names=names, real_indices=reals)
-
-    def latents(self, z_dim: int) -> torch.Tensor:
-        """z per cell as NVlabs' generate.py: np.random.RandomState(seed).randn(z_dim)."""
-        return torch.from_numpy(np.stack([np.random.RandomState(s).randn(z_dim) for s in self.seeds])).float()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"cols": self.cols, "seeds": self.seeds[: self.cols], "rows": self.row_names}
-
-
-# Label combinations kept in a snapshot's training record (the rest are rare: a few images each).
-LABEL_DISTRIBUTION_TOP = 200
-
-
-def label_distribution(labels: torch.Tensor, label_schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The training set's label combinations with their counts (tryon.labels.LabelDistribution as
-    JSON, the most frequent LABEL_DISTRIBUTION_TOP), or None without named labels."""
-    if label_schema is None or labels.ndim != 2 or labels.shape[1] == 0:
-        return None
-    from tryon.labels import LabelDistribution, LabelSchema
-
-    schema = LabelSchema.from_json(label_schema)
-    return LabelDistribution.from_vectors(schema, labels.numpy()).to_json(top=LABEL_DISTRIBUTION_TOP)
-
-
-def _describe_label(c: np.ndarray, label_schema: Mapping[str, Any] | None) -> str:
-    if label_schema is not None:
-        try:
-            from tryon.labels import LabelSchema
-
-            schema = LabelSchema.from_json(label_schema)
-            parts = []
-            for col in schema.columns:
-                block = c[col.offset : col.offset + len(col.values)]
-                if block.size and block.max() > 0:
-                    parts.append(f"{col.name}={col.values[int(block.argmax())]}")
-            if parts:
-                return ", ".join(parts)
-        except (CheckpointError, InputError, ValueError):
-            pass
-    return "c=" + ",".join(str(i) for i in np.flatnonzero(c)[:8])
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -474,7 +270,7 @@ class Trainer:
 
     def _latents(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """z [phases, B_local, z_dim] and gen labels [phases, B_local, c_dim] of this process."""
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, _TAG_LATENTS, step))
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, TAG_LATENTS, step))
         n_phases, B, B_local = len(PHASES), self.opts.batch, self.opts.batch // self.opts.world_size
         z = torch.randn([n_phases, B, self.G.z_dim], generator=gen)
         c_idx = torch.randint(self.data.num_images, [n_phases, B], generator=gen)
@@ -500,7 +296,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             module.requires_grad_(True)
             for r in range(rounds):
-                torch.manual_seed(derive_seed(self.seed, _TAG_ROUND, step, p_idx, self.info.rank * rounds + r))
+                torch.manual_seed(derive_seed(self.seed, TAG_ROUND, step, p_idx, self.info.rank * rounds + r))
                 sl = slice(r * bg, (r + 1) * bg)
                 stats = self.loss.accumulate_gradients(
                     name, real_img[sl], real_c[sl], all_z[p_idx, sl], all_c[p_idx, sl],
@@ -596,112 +392,6 @@ def _wrap_ddp(module: torch.nn.Module, device_ids: list[int] | None) -> Distribu
 
 
 # ----------------------------------------------------------------------------------------------------
-# Run folder helpers.
-
-
-def make_run_dir(outdir: str | os.PathLike[str], desc: str) -> Path:
-    """`outdir/00007-desc`: the next free run id."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"^(\d+)-", p.name))]
-    run_id = max(ids, default=-1) + 1
-    while True:
-        run_dir = outdir / f"{run_id:05d}-{desc}"
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            run_id += 1
-
-
-def _write_plots(run_dir: Path, history: Sequence[Mapping[str, Any]]) -> None:
-    """loss.png (losses, scores, augmentation, speed) and metrics.png (if any) from the tick log."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not history:
-        return
-    kimg = [h["kimg"] for h in history]
-    panels = [
-        ("G loss", ["Loss/G/loss"]),
-        ("D loss", ["Loss/D/loss"]),
-        ("regularisers", ["Loss/r1_penalty", "Loss/pl_penalty"]),
-        ("D scores", ["Loss/scores/real", "Loss/scores/fake"]),
-        ("augmentation", ["Progress/augment_p", "Loss/signs/real"]),
-        ("speed (s/kimg)", ["Timing/sec_per_kimg"]),
-    ]
-    fig = Figure(figsize=(12, 6.5), dpi=80)
-    FigureCanvasAgg(fig)
-    for i, (title, keys) in enumerate(panels):
-        ax = fig.add_subplot(2, 3, i + 1)
-        plotted = 0
-        for key in keys:
-            xs = [k for k, h in zip(kimg, history, strict=True) if key in h]
-            ys = [h[key] for h in history if key in h]
-            if ys:
-                ax.plot(xs, ys, marker="." if len(ys) < 30 else None, label=key.split("/", 1)[-1])
-                plotted += 1
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("kimg", fontsize=8)
-        ax.tick_params(labelsize=8)
-        if len(keys) > 1 and plotted:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(run_dir / "loss.png")
-
-    metric_rows = [(h["kimg"], h["metrics"]) for h in history if h.get("metrics")]
-    if metric_rows:
-        names = sorted({k for _, m in metric_rows for k in m if "/" not in k and not k.startswith("num_")})
-        fig = Figure(figsize=(4 * min(len(names), 4), 3.2 * math.ceil(len(names) / 4)), dpi=80)
-        FigureCanvasAgg(fig)
-        for i, name in enumerate(names):
-            ax = fig.add_subplot(math.ceil(len(names) / 4), min(len(names), 4), i + 1)
-            pts = [(k, m[name]) for k, m in metric_rows if name in m]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
-            ax.set_title(name, fontsize=10)
-            ax.set_xlabel("kimg", fontsize=8)
-            ax.tick_params(labelsize=8)
-        fig.tight_layout()
-        fig.savefig(run_dir / "metrics.png")
-
-
-class _RunLog:
-    """log.jsonl + TensorBoard events + plots (main process only)."""
-
-    def __init__(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
-        self.run_dir = run_dir
-        self.history = history
-        self._file = open(run_dir / LOG_FILE, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self._tb: Any = None
-        try:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(str(run_dir))
-        except ImportError:
-            log.warning("tensorboardX is not installed: no TensorBoard events")
-
-    def write(self, entry: dict[str, Any]) -> None:
-        self.history.append(entry)
-        self._file.write(json.dumps(entry) + "\n")
-        self._file.flush()
-        if self._tb is not None:
-            step = int(entry["nimg"])
-            for key, value in entry.items():
-                if "/" in key and isinstance(value, int | float):
-                    self._tb.add_scalar(key, value, global_step=step, walltime=entry["timestamp"])
-            for key, value in (entry.get("metrics") or {}).items():
-                if isinstance(value, int | float):
-                    self._tb.add_scalar(f"Metrics/{key}", value, global_step=step, walltime=entry["timestamp"])
-            self._tb.flush()
-        _write_plots(self.run_dir, self.history)
-
-    def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
-
-
-# ----------------------------------------------------------------------------------------------------
 # Entry point.
 
 
@@ -773,7 +463,7 @@ def _run(
     opts, info = trainer.opts, trainer.info
     main = info.is_main
     run_dir: Path | None = None
-    runlog: _RunLog | None = None
+    runlog: RunLog | None = None
     grid = SampleGrid.build(trainer.data.labels, opts.grid_rows, opts.grid_cols, label_schema)
     if main:
         desc = f"{opts.dataset_name}-{opts.cfg}-b{opts.batch}"
@@ -789,7 +479,7 @@ def _run(
             (run_dir / "reals.png").write_bytes(_png_bytes(make_grid(cells.transpose(0, 2, 3, 1), cols=grid.cols)))
         if trainer.cur_nimg == 0:
             (run_dir / "fakes_init.png").write_bytes(_png_bytes(trainer.sample_grid(grid)))
-        runlog = _RunLog(run_dir, history=[])
+        runlog = RunLog(run_dir, history=[])
         _print(f"training {opts.cfg} on {opts.data} ({opts.dataset_size} images, c_dim {opts.c_dim}) -> {run_dir}")
         _print(f"device {info.device} x {info.world_size}, batch {opts.batch} ({opts.batch_gpu} per pass), "
                f"amp {opts.amp}, ops {opts.ops}, starting at {trainer.cur_nimg / 1000:.3f} kimg")
@@ -870,7 +560,7 @@ def _run(
             if main:
                 assert runlog is not None
                 runlog.write(entry)
-                line = _tick_line(entry)
+                line = tick_line(entry)
                 if bar is not None:
                     bar.write(line)
                 else:
@@ -953,28 +643,6 @@ def _compute_metrics(
     )
     return {k: float(v) for k, v in result.items()}, feature_net
 
-
-def _tick_line(e: Mapping[str, Any]) -> str:
-    parts = [f"tick {e['tick']:<4d}", f"kimg {e['kimg']:<9.3f}", f"time {_fmt_time(e['time_s']):<8s}"]
-    if "Timing/sec_per_kimg" in e:
-        parts.append(f"sec/kimg {e['Timing/sec_per_kimg']:<7.2f}")
-    for key, label in (("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"),
-                       ("Progress/augment_p", "aug"), ("Resources/peak_mem_gib", "mem")):
-        if key in e:
-            parts.append(f"{label} {e[key]:.3f}")
-    for key, value in (e.get("metrics") or {}).items():
-        if "/" not in key and not key.startswith("num_"):
-            parts.append(f"{key} {value:.4g}")
-    return "  ".join(parts)
-
-
-def _fmt_time(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s // 60 % 60:02d}m"
 
 
 def _print(text: str) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from training.pack import is_pack, unpack_snapshot
 from tryon.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from tryon.errors import CheckpointError, InputError
 
@@ -235,8 +236,6 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def find_snapshot(path: str | os.PathLike[str]) -> Path:
     """A snapshot folder given itself or a run folder (then its latest snapshot)."""
-    from training.campaign import is_pack, unpack_snapshot
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"--resume: no such run or snapshot: {path}")

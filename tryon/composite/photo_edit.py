@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from tryon.composite import ALIGNED_FACE_OVAL
+from tryon.composite.locate import ALIGNED_FACE_OVAL
 
 __all__ = ["PhotoEdit", "apply_edit_to_photo", "face_region"]
 

@@ -21,7 +21,7 @@ import torch
 from tryon.nn.layer_groups import layer_groups
 from tryon.nn.misc import assert_shape, normalize_2nd_moment
 from tryon.ops import bias_act, conv2d_resample, setup_filter, upsample2d
-from tryon.ops.bias_act import activation_funcs
+from tryon.ops.activations import activation_funcs
 from tryon.ops.upfirdn2d import downsample2d
 
 NOISE_MODES = ("random", "const", "none")

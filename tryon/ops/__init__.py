@@ -12,7 +12,8 @@ Nothing is compiled at import time.
 """
 
 from tryon.ops._dispatch import backends, use_impl
-from tryon.ops.bias_act import activation_funcs, bias_act
+from tryon.ops.activations import activation_funcs
+from tryon.ops.bias_act import bias_act
 from tryon.ops.conv2d_resample import conv2d_resample
 from tryon.ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from tryon.ops.bias_act import activation_funcs
+from tryon.ops.activations import activation_funcs
 
 logger = logging.getLogger("tryon.ops")
 
