@@ -18,8 +18,8 @@ from service_helpers import api_key, postgres_database, save_tiny_fashion_checkp
 from sqlalchemy import select
 
 from tryon.api import create_app
-from tryon.api.fashion import FashionService, OutfitSpec
 from tryon.db.models import Image as DbImage
+from tryon.services.fashion import FashionService, OutfitSpec
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from pipeline_helpers import save_tiny_fashion_models
 from service_helpers import service_settings, shopper
 
 from tryon.api import create_app
-from tryon.api.fashion import load_latent
 from tryon.db import repositories as repo
+from tryon.services.storage import load_latent
 
 BASE = {"category": "Shirts", "colour": "Blue", "gender": "Men", "view": "flat", "seed": 3, "truncation": 0.8}
 OTHER = {"category": "Jeans", "colour": "Black", "seed": 9}

@@ -73,8 +73,8 @@ def test_friendly_fields_map_onto_the_schema(pipe: FashionPipeline) -> None:
 
 
 def test_the_api_service_uses_the_same_resolver() -> None:
-    import tryon.api.fashion as service
     import tryon.fashion.outfits as outfits
+    import tryon.services.fashion as service
 
     assert service.FIELD_ALIASES is outfits.FIELD_ALIASES and service.OutfitSpec is outfits.OutfitSpec
     assert not hasattr(service.FashionService, "_resolve_columns")

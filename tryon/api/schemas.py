@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from tryon.api.fashion import MAX_SEED
+from tryon.fashion.outfits import MAX_SEED
 from tryon.nn.layer_groups import LayerGroup
 
 # Numbers in request bodies are strict: JSON `false` is not 0.0, nor "3" the integer 3 (the schema

@@ -27,12 +27,13 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.records import finish_deletion, save_image
+from tryon.api.rows import finish_deletion
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
 from tryon.db.models import Edit, Face, ImageKind, Job, JobKind, JobStatus
+from tryon.services.storage import save_image
 
 if TYPE_CHECKING:
     from tryon.face.align import AlignedFace
@@ -118,7 +119,7 @@ def refinement_status(job: Job | None) -> str | None:
 
 def refinement_job(session: Session, face: Face) -> Job | None:
     """The `face.refine` job its current projection queued (found by its key), if any."""
-    from tryon.api.face import refine_job_key
+    from tryon.services.face import refine_job_key
 
     if face.projection_job_id is None:
         return None

@@ -19,9 +19,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.fashion import TRANSFER_STEPS
 from tryon.api.idempotency import replayed
-from tryon.api.records import save_image
 from tryon.api.routers.faces import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import GarmentPublic, image_public, job_public
@@ -31,6 +29,8 @@ from tryon.db.models import Garment, ImageKind, JobKind, JobStatus
 from tryon.errors import InputError
 from tryon.fashion.outfits import MAX_SEED
 from tryon.fashion.transfer import MAX_STEPS, frame_garment_photo
+from tryon.services.fashion import TRANSFER_STEPS
+from tryon.services.storage import save_image
 
 router = APIRouter(prefix="/v1", tags=["garments"])
 

@@ -10,10 +10,10 @@ from PIL import Image as PILImage
 
 from tryon.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.records import PNG, WEBP, encode_image
 from tryon.api.runtime import Runtime
 from tryon.db import repositories as repo
 from tryon.db.models import Image
+from tryon.services.storage import PNG, WEBP, encode_image
 
 router = APIRouter(prefix="/v1", tags=["images"])
 
