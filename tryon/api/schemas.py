@@ -80,6 +80,8 @@ class ApiKeyCreated(ApiKeyPublic):
 class JobPublic(BaseModel):
     """A job: poll `GET /v1/jobs/{id}` until `status` is succeeded or failed."""
 
+    model_config = ConfigDict(from_attributes=True)  # `JobPublic.model_validate(job_row)`.
+
     id: str
     kind: str = Field(examples=["face.project"])
     status: Literal["queued", "running", "succeeded", "failed"]
@@ -215,24 +217,6 @@ class HealthPublic(BaseModel):
 
 
 # --- Rows -> public bodies ----------------------------------------------------------------------------
-
-
-def job_public(job: Any) -> JobPublic:
-    return JobPublic(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        progress=job.progress,
-        message=job.message,
-        result=job.result,
-        error=job.error,
-        attempts=job.attempts,
-        max_attempts=job.max_attempts,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        updated_at=job.updated_at,
-    )
 
 
 def image_public(image: Any, url: str | None = None) -> ImagePublic:

@@ -32,12 +32,13 @@ from tryon.api.schemas import (
     EditDirectionPublic,
     EditDirectionsPublic,
     EditPublic,
+    JobPublic,
     image_public,
-    job_public,
 )
 from tryon.db import repositories as repo
 from tryon.db.blobs import LATENT_MEDIA_TYPE
 from tryon.db.models import Edit, Face, ImageKind, JobKind
+from tryon.services.status import resource_status
 from tryon.services.storage import save_image
 
 router = APIRouter(prefix="/v1", tags=["faces"])
@@ -81,10 +82,7 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
     image = repo.get_image(session, image_id=edit.image_id, owner_id=edit.owner_id) if edit.image_id else None
     job = repo.get_job(session, job_id=edit.job_id) if edit.job_id else None
     params = edit.params or {}
-    if edit.latent_sha256 is not None or edit.job_id is None:
-        state = "succeeded"
-    else:
-        state = job.status if job is not None else "failed"
+    state = resource_status(edit, job)
     return EditPublic(
         id=edit.id,
         face_id=edit.face_id,
@@ -97,7 +95,7 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
         compose=params.get("compose"),
         metrics=params.get("metrics"),
         error=job.error if job is not None and state == "failed" else None,
-        job=job_public(job) if job is not None else None,
+        job=JobPublic.model_validate(job) if job is not None else None,
         image=image_public(image) if image is not None else None,
         created_at=edit.created_at,
     )

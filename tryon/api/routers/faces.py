@@ -29,10 +29,11 @@ from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
 from tryon.api.rows import finish_deletion
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
+from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, JobPublic, image_public
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
 from tryon.db.models import Edit, Face, ImageKind, Job, JobKind, JobStatus
+from tryon.services.status import resource_status
 from tryon.services.storage import save_image
 
 if TYPE_CHECKING:
@@ -102,14 +103,6 @@ def decode_upload(data: bytes, *, name: str, runtime: Runtime, max_side: int | N
     return load_image(data, limits=limits, formats=UPLOAD_FORMATS, name=name, max_side=max_side)
 
 
-def face_status(face: Face, job: Job | None) -> str:
-    """What a face's owner sees: "projecting" becomes "failed" once its projection job failed, however it
-    failed (bad input, out of tries, its worker gone); the job is the truth."""
-    if face.status == "projecting" and job is not None and job.status == JobStatus.FAILED.value:
-        return "failed"
-    return face.status
-
-
 def refinement_status(job: Job | None) -> str | None:
     """The face's refinement as its owner sees it: "pending", "done", "failed", None = none queued."""
     if job is None:
@@ -134,7 +127,7 @@ def projected_face(session: Session, face_id: str, owner_id: str) -> Face:
         raise not_found("face", face_id)
     if face.latent_sha256 is None:
         job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
-        state = face_status(face, job)
+        state = resource_status(face, job)
         if state == "failed":
             raise ApiError(409, f"face {face_id!r} could not be projected (status 'failed'): upload the photo again")
         raise ApiError(409, f"face {face_id!r} is not projected yet (status {state!r}): wait for its projection "
@@ -167,16 +160,16 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     refine = refinement_job(session, face)
     return FacePublic(
         id=face.id,
-        status=face_status(face, job),
+        status=resource_status(face, job),
         photo=image_public(by_kind[ImageKind.FACE_PHOTO]) if ImageKind.FACE_PHOTO in by_kind else None,
         aligned=image_public(by_kind[ImageKind.FACE_ALIGNED]) if ImageKind.FACE_ALIGNED in by_kind else None,
         images=[image_public(img) for img in images],
         faces_found=found if isinstance(found, int) else None,
         face_index=index if isinstance(found, int) and isinstance(index, int) else None,
         note=note,
-        projection_job=job_public(job) if job is not None else None,
+        projection_job=JobPublic.model_validate(job) if job is not None else None,
         refinement=refinement_status(refine),
-        refinement_job=job_public(refine) if refine is not None else None,
+        refinement_job=JobPublic.model_validate(refine) if refine is not None else None,
         reconstruction=(
             image_public(by_kind[ImageKind.FACE_RECONSTRUCTION]) if ImageKind.FACE_RECONSTRUCTION in by_kind else None
         ),

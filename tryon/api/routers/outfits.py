@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import error_docs, not_found
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import JobPublic, LabelsPublic, OutfitCreate, OutfitPublic, image_public, job_public
+from tryon.api.schemas import JobPublic, LabelsPublic, OutfitCreate, OutfitPublic, image_public
 from tryon.db import repositories as repo
 from tryon.db.models import Image, JobKind, Outfit
 from tryon.services.fashion import OutfitSpec
@@ -79,7 +79,7 @@ async def create_outfit(
                 idempotency_key=idempotency_key,
             )
         )
-        return JSONResponse(job_public(job).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+        return JSONResponse(JobPublic.model_validate(job).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     image = await fashion.generate(spec)
     return await run_in_threadpool(_store, runtime, principal.owner_id, spec, image)
 

@@ -25,10 +25,11 @@ from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
 from tryon.api.routers.faces import made_edit, projected_face
 from tryon.api.rows import finish_deletion
-from tryon.api.schemas import TryOnCreate, TryOnPublic, image_public, job_public
+from tryon.api.schemas import JobPublic, TryOnCreate, TryOnPublic, image_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, Image, JobKind, TryOn
 from tryon.fashion.outfits import require_on_model
+from tryon.services.status import resource_status
 from tryon.services.tryon import transfer_options
 
 router = APIRouter(prefix="/v1", tags=["try-on"])
@@ -113,15 +114,9 @@ def _tryon_public(session: Session, row: TryOn) -> TryOnPublic:
     image = session.get(Image, row.image_id) if row.image_id else None
     result = (job.result or {}) if job is not None else {}
     edits = dict(row.edits or {})
-    if image is not None:
-        status_ = "succeeded"
-    elif job is not None:
-        status_ = job.status
-    else:
-        status_ = "failed"
     return TryOnPublic(
         id=row.id,
-        status=status_,
+        status=resource_status(row, job),
         face_id=row.face_id,
         outfit_id=row.outfit_id,
         catalog_id=row.catalog_id,
@@ -133,7 +128,7 @@ def _tryon_public(session: Session, row: TryOn) -> TryOnPublic:
         notes=list(result.get("notes") or []),
         metrics=result.get("metrics"),
         error=job.error if job is not None else None,
-        job=job_public(job) if job is not None else None,
+        job=JobPublic.model_validate(job) if job is not None else None,
         created_at=row.created_at,
     )
 
