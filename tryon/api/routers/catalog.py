@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, PrincipalDep, RuntimeDep, SessionDep
 from tryon.api.errors import error_docs, not_found
-from tryon.api.routers.images import choose_media_type, image_response
+from tryon.api.media import choose_media_type, image_response
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, image_public
 from tryon.db import repositories as repo

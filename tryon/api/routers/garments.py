@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import DesignerDep, RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.routers.faces import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import GarmentPublic, JobPublic, image_public
+from tryon.api.uploads import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
 from tryon.db.models import Garment, ImageKind, JobKind

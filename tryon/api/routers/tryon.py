@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.routers.faces import made_edit, projected_face
-from tryon.api.rows import finish_deletion
+from tryon.api.rows import finish_deletion, made_edit, projected_face
 from tryon.api.schemas import JobPublic, TryOnCreate, TryOnPublic, image_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, Image, JobKind, TryOn
