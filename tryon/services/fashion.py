@@ -9,7 +9,8 @@ Label resolution and generation are the outfit pipeline's (`tryon.pipelines.Fash
 latents follow `tryon generate` (NVlabs' generate.py): z = RandomState(seed).randn(z_dim) and const
 noise, so an outfit here is the image the CLI makes for the same checkpoint, labels, seed and
 truncation. This service adds lazy loading and batching: concurrent requests run as one forward
-pass (`DynamicBatcher`); each sample keeps its own truncation.
+pass (`DynamicBatcher`); each sample keeps its own truncation. A stored outfit keeps its W+ latent
+(`outfit_result`, `tryon.services.storage.save_outfit`).
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ class FashionService:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Catalog, variants and garment transfer: storing what the pipelines make (routes and jobs share it).
+# The shipped catalog, and the jobs: storing what the pipelines make (`tryon.services.storage`).
 
 CATALOG_PER_GROUP = 4                   # Generated catalog items per category x gender x view (its top colours).
 CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
