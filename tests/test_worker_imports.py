@@ -1,4 +1,5 @@
-"""`tryon worker` runs the service's jobs without the web app: building its runtime imports no router."""
+"""`tryon worker` runs the service's jobs without the web app: building its runtime imports no router,
+nor FastAPI at all."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ runtime = build_runtime(get_settings())
 print(json.dumps({
     "routers": sorted(m for m in sys.modules if m.startswith("tryon.api.routers")),
     "app": "tryon.api.app" in sys.modules,
+    "fastapi": "fastapi" in sys.modules,
     "kinds": runtime.registry.kinds(),
     "shared_services": runtime.queue.env.services is getattr(runtime, "services", None),
 }))
@@ -33,7 +35,7 @@ def test_the_worker_imports_no_router_and_knows_every_job(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-c", WORKER_IMPORTS], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["routers"] == [] and not seen["app"], seen
+    assert seen["routers"] == [] and not seen["app"] and not seen["fastapi"], seen
     assert {"outfit.generate", "garment.transfer", "face.project", "face.refine", "face.compose", "tryon.render",
             "products.import_demo"} <= set(seen["kinds"]), seen["kinds"]
     assert seen["shared_services"]
