@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tryon.api.batching import BatcherClosedError, DynamicBatcher
+from tryon.services.batching import BatcherClosedError, DynamicBatcher
 
 
 class Recorder:

@@ -14,12 +14,12 @@ from service_helpers import postgres_database, service_settings, shopper
 from sqlalchemy import func, select
 
 from tryon.api import create_app
-from tryon.api.fashion import CATALOG_PER_GROUP, FashionService, ensure_catalog
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
 from tryon.db.migrate import upgrade_to_head
 from tryon.db.models import CatalogFill, CatalogItem
+from tryon.services.fashion import CATALOG_PER_GROUP, FashionService, ensure_catalog
 
 PLAN = 3 * 2 * 2 * CATALOG_PER_GROUP  # FASHION_SCHEMA: categories x genders x views x items per group.
 

@@ -16,8 +16,8 @@ from PIL import Image
 from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, huge_png_header, png_bytes, service_settings, shopper
 
 from tryon.api import create_app
-from tryon.api.face import FaceService
 from tryon.face.align import align_face
+from tryon.services.face import FaceService
 
 MAX_UPLOAD = 200_000
 
@@ -27,7 +27,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = service_settings(tmp_path, max_upload_bytes=MAX_UPLOAD, max_upload_pixels=4_000_000)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         # Uploads queue face.project: keep it short here (tests/test_face_project_api.py checks it).
-        c.app.state.runtime.queue.env.services["face"] = FaceService(steps=0)  # type: ignore[attr-defined]
+        c.app.state.runtime.services.face = FaceService(steps=0)  # type: ignore[attr-defined]
         yield c
 
 

@@ -18,8 +18,8 @@ from service_helpers import api_key, postgres_database, save_tiny_fashion_checkp
 from sqlalchemy import select
 
 from tryon.api import create_app
-from tryon.api.fashion import FashionService, OutfitSpec
 from tryon.db.models import Image as DbImage
+from tryon.services.fashion import FashionService, OutfitSpec
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,34 @@ def test_an_outfit_is_the_image_tryon_generate_makes(client: TestClient, checkpo
     assert client.get(f"/v1/outfits/{outfit['id']}", headers=alice).json()["image"] == outfit["image"]
     assert client.get(f"/v1/outfits/{outfit['id']}", headers=bob).status_code == 404
     assert client.get(outfit["image"]["url"], headers=bob).status_code == 404
+
+
+def test_an_outfit_keeps_its_latent_sync_or_async(client: TestClient) -> None:
+    """Every stored outfit has its W+ latent (a catalog entry or a try-on can start from it): the
+    mapping of its spec, the same from the direct answer and from the job."""
+    from tryon.db.models import Outfit
+    from tryon.services.storage import load_latent
+
+    h = shopper(client)
+    body = {"category": "Jeans", "gender": "Men", "view": "on_model", "seed": 5, "truncation": 0.5}
+    direct = client.post("/v1/outfits", headers=h, json=body).json()
+    job = client.post("/v1/outfits", headers={**h, "Prefer": "respond-async"}, json=body).json()
+    deadline = time.monotonic() + 60
+    while (job := client.get(f"/v1/jobs/{job['id']}", headers=h).json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["status"] == "succeeded", job
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    pipe = runtime.fashion.pipeline()
+    spec = pipe.spec(category="Jeans", gender="Men", view="on_model", seed=5, truncation=0.5)
+    want = pipe.map_specs([spec])[0].cpu().numpy()
+    with runtime.database.sessions() as session:
+        for outfit_id in (direct["id"], job["result"]["outfit_id"]):
+            row = session.get(Outfit, outfit_id)
+            assert row is not None and row.latent_sha256 is not None, outfit_id
+            ws = load_latent(runtime.blobs.get(row.latent_sha256))
+            assert ws.shape == want.shape and np.allclose(ws, want, atol=1e-5)
+            assert row.params is None  # A plain outfit: no variant parameters.
 
 
 @pytest.mark.parametrize(

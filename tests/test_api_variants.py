@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import shopper
 
-from tryon.api.fashion import load_latent
 from tryon.db import repositories as repo
+from tryon.services.storage import load_latent
 
 BASE = {"category": "Shirts", "colour": "Blue", "gender": "Men", "view": "flat", "seed": 3, "truncation": 0.8}
 OTHER = {"category": "Jeans", "colour": "Black", "seed": 9}

@@ -28,7 +28,7 @@ from tryon.face.directions import (
     sefa_directions,
     symmetry_axis,
 )
-from tryon.face.edits import edit_ws, face_directions
+from tryon.face.edits import edit_face, edit_ws, face_directions
 from tryon.face.mixing import compose_faces, mix_styles, region_mask
 from tryon.face.models import FEATURES_DIR, FaceModels, load_face_models, render_face
 from tryon.nn import Discriminator, Generator
@@ -254,6 +254,19 @@ def test_edit_latent_checks_its_input(tiny: FaceModels) -> None:
     assert edited.meta["edits"][-1]["keep"] == ["gender"]
     assert not np.array_equal(edited.ws, latent.ws)
     assert render_face(tiny, edited).size == (16, 16)
+
+
+def test_edit_face_mixes_edits_and_renders_in_one_call(tiny: FaceModels) -> None:
+    latent, other = random_latent(tiny, 0), random_latent(tiny, 1)
+    edited = edit_face(tiny, latent, {"age": 5}, "smiling", keep=["gender"], mix=other, mix_groups=["fine"])
+    want = edit_latent(tiny, mix_styles(latent, other, groups=["fine"]), {"age": 5}, "smiling", keep=["gender"])
+    assert np.array_equal(edited.latent.ws, want.ws)
+    assert edited.strengths == {"age": 5.0, "smile": 1.0}  # The instruction's words, applied.
+    assert np.array_equal(np.asarray(edited.image), np.asarray(render_face(tiny, want)))
+    untouched = edit_face(tiny, latent)  # Nothing to do: the latent as it is, rendered.
+    assert untouched.latent is latent and untouched.strengths == {}
+    with pytest.raises(InputError, match="unknown edit name"):
+        edit_face(tiny, latent, {"wings": 1})
 
 
 def test_fitted_directions_for_a_tiny_generator(tiny: FaceModels) -> None:

@@ -31,12 +31,12 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def client(tmp_path: Path, tiny_checkpoint: Path) -> Iterator[TestClient]:
-    from tryon.api.face import SERVICE_NAME, FaceService
+    from tryon.services.face import FaceService
 
     settings = service_settings(tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         runtime = c.app.state.runtime  # type: ignore[attr-defined]
-        runtime.queue.env.services[SERVICE_NAME] = FaceService(checkpoint=tiny_checkpoint, steps=2)
+        runtime.services.face = FaceService(checkpoint=tiny_checkpoint, steps=2)
         yield c
 
 

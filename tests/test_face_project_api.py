@@ -21,9 +21,9 @@ from PIL import Image
 from service_helpers import FACE_PHOTO, SHARED_FACE_PHOTOS, postgres_database, service_settings, shopper
 
 from tryon.api import create_app
-from tryon.api.face import SERVICE_NAME, FaceService, face_service
 from tryon.db.models import Face, JobKind
 from tryon.face import FaceLatent
+from tryon.services.face import FaceService
 
 PHOTO = SHARED_FACE_PHOTOS / "obama-480p.jpg"
 
@@ -38,7 +38,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClien
         c = stack.enter_context(TestClient(create_app(service_settings(tmp_path, database_url=url)),
                                            raise_server_exceptions=False))
         # Few steps: the test checks the plumbing, benchmarks/bench_face.py the quality.
-        c.app.state.runtime.queue.env.services[SERVICE_NAME] = FaceService(steps=3, refine_steps=2)  # type: ignore[attr-defined]
+        c.app.state.runtime.services.face = FaceService(steps=3, refine_steps=2)  # type: ignore[attr-defined]
         yield c
 
 
@@ -145,7 +145,7 @@ class _BrokenFaceService(FaceService):
 
 def test_a_face_whose_projection_runs_out_of_tries_reads_failed(client: TestClient) -> None:
     broken = _BrokenFaceService()
-    client.app.state.runtime.queue.env.services[SERVICE_NAME] = broken  # type: ignore[attr-defined]
+    client.app.state.runtime.services.face = broken  # type: ignore[attr-defined]
     h = shopper(client)
     r = client.post("/v1/faces", headers=h, files={"file": ("me.jpg", FACE_PHOTO.read_bytes(), "image/jpeg")})
     assert r.status_code == 201, r.text
@@ -163,13 +163,17 @@ def test_a_face_whose_projection_runs_out_of_tries_reads_failed(client: TestClie
 
 
 def test_the_face_service_is_created_once_per_process(tmp_path: Path) -> None:
-    from tryon.jobs.registry import JobEnv
+    from tryon.services import Services
 
-    env = JobEnv(database=None, blobs=None, settings=service_settings(tmp_path))  # type: ignore[arg-type]
-    first = face_service(env)
-    assert face_service(env) is first and first.steps > 0
+    services = Services.from_settings(service_settings(tmp_path))
+    first = services.face
+    assert first.steps > 0
     models = first.models()
     assert first.models() is models and models.resolution == 64
+    # The try-on pipeline renders with the same face models (one face G per process), made once.
+    pipe = services.tryon.pipeline(models)
+    assert services.tryon.pipeline(first.models()) is pipe and pipe.face_models is models
+    services.close()
 
 
 class _GatedRefinement(FaceService):
@@ -189,7 +193,7 @@ class _GatedRefinement(FaceService):
 def test_the_face_is_usable_while_it_is_refined_and_edits_after_use_the_tuned_generator(client: TestClient) -> None:
     require_photo()
     gated = _GatedRefinement()
-    client.app.state.runtime.queue.env.services[SERVICE_NAME] = gated  # type: ignore[attr-defined]
+    client.app.state.runtime.services.face = gated  # type: ignore[attr-defined]
     h = shopper(client)
     face = upload_projected(client, h)
     assert gated.started.wait(120)
@@ -217,7 +221,7 @@ def test_deleting_a_face_while_it_is_refined_leaves_nothing_behind(client: TestC
     require_photo()
     gated = _GatedRefinement()
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    runtime.queue.env.services[SERVICE_NAME] = gated
+    runtime.services.face = gated
     h = shopper(client)
     face = upload_projected(client, h)
     assert gated.started.wait(120)
@@ -244,7 +248,7 @@ class _BrokenRefinement(FaceService):
 def test_a_failed_refinement_leaves_the_fast_projection_in_use(client: TestClient) -> None:
     require_photo()
     broken = _BrokenRefinement()
-    client.app.state.runtime.queue.env.services[SERVICE_NAME] = broken  # type: ignore[attr-defined]
+    client.app.state.runtime.services.face = broken  # type: ignore[attr-defined]
     h = shopper(client)
     face = upload_projected(client, h)
     projected = stored_latent(client, face["id"])
@@ -261,7 +265,7 @@ def test_a_failed_refinement_leaves_the_fast_projection_in_use(client: TestClien
 
 def test_no_refinement_is_queued_when_it_is_off(client: TestClient) -> None:
     require_photo()
-    client.app.state.runtime.queue.env.services[SERVICE_NAME] = FaceService(steps=3, refine_steps=0)  # type: ignore[attr-defined]
+    client.app.state.runtime.services.face = FaceService(steps=3, refine_steps=0)  # type: ignore[attr-defined]
     h = shopper(client)
     face = upload_projected(client, h)
     assert face["refinement"] is None and face["refinement_job"] is None

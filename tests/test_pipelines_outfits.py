@@ -69,8 +69,8 @@ def test_friendly_fields_map_onto_the_schema(pipe: FashionPipeline) -> None:
 
 
 def test_the_api_service_uses_the_same_resolver() -> None:
-    import tryon.api.fashion as service
     import tryon.fashion.outfits as outfits
+    import tryon.services.fashion as service
 
     assert service.FIELD_ALIASES is outfits.FIELD_ALIASES and service.OutfitSpec is outfits.OutfitSpec
     assert not hasattr(service.FashionService, "_resolve_columns")
@@ -164,3 +164,17 @@ def test_shipped_catalog_offers_only_what_the_training_data_holds() -> None:
     tops = [spec.labels["colourGroup"] for _, spec in plan
             if (spec.labels["articleGroup"], spec.labels["gender"], spec.labels["view"]) == ("tops", "Men", "on_model")]
     assert tops == ["blue", "white", "black"], "the three colours of men's tops on a model the data holds most"
+
+
+def test_one_on_model_check_for_every_caller() -> None:
+    from tryon.fashion.outfits import NotOnModelError, require_on_model, view_of
+
+    require_on_model({"view": "on_model"})
+    require_on_model({"View": "ON_MODEL"})  # Names and values in any case.
+    require_on_model({"articleType": "Jeans"})  # No view named: it may well show a model.
+    require_on_model(None)
+    with pytest.raises(NotOnModelError, match="the catalog item is a Flat image: it shows no model"):
+        require_on_model({"VIEW": "Flat"}, "catalog item")
+    with pytest.raises(InputError):  # A NotOnModelError is bad input (the API answers 422).
+        require_on_model({"pose": "flat"}, view_column="pose")
+    assert view_of({"pose": "flat", "view": "on_model"}, view_column="pose") == "flat"

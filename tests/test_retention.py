@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 from test_db_repositories import db  # noqa: F401 (the sqlite / postgresql fixture)
 
 from tryon.api import create_app
-from tryon.api.records import save_image
 from tryon.api.retention import purge_expired_sessions
 from tryon.db import repositories as repo
 from tryon.db.blobs import BlobStore
 from tryon.db.engine import Database
 from tryon.db.models import Base, Blob, Owner
+from tryon.services.storage import save_image
 
 
 def test_every_table_with_an_owner_is_deleted_with_it() -> None:

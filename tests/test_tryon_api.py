@@ -40,9 +40,9 @@ def make_face(
 ) -> str:
     """A face row of `owner_id`, with a stored latent of the shipped face G (what `face.project` leaves)
     and, when given, its aligned photo at the photo's resolution (what the upload stores)."""
-    from tryon.api.records import save_image
     from tryon.db.models import ImageKind
     from tryon.face.latent import FaceLatent
+    from tryon.services.storage import save_image
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     with runtime.database.sessions.begin() as session:

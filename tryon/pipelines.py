@@ -49,6 +49,7 @@ from tryon.composite import CompositeResult, composite_face
 from tryon.composite.photo_edit import apply_edit_to_photo
 from tryon.errors import InputError
 from tryon.fashion import FashionPipeline, OutfitResult, OutfitSpec, TransferResult, garment_transfer, garment_variants
+from tryon.fashion.outfits import require_on_model
 
 if TYPE_CHECKING:
     from tryon.face.latent import FaceLatent
@@ -270,18 +271,10 @@ class TryOnPipeline:
         self, latent: FaceLatent, edits: Mapping[str, float] | None, instruction: str | None
     ) -> tuple[FaceLatent, Image.Image, dict[str, float]]:
         """(edited latent, rendered face, strengths applied). No edits: the latent as it is."""
-        from tryon.face import render_face
+        from tryon.face.edits import edit_face
 
-        strengths = {str(k): float(v) for k, v in (edits or {}).items()}
-        edited = latent
-        if strengths or instruction:
-            from tryon.face.edits import edit_latent
-
-            edited = edit_latent(self.face_models, latent, strengths, instruction=instruction)
-            applied = edited.meta.get("edits") if isinstance(edited.meta, dict) else None
-            if isinstance(applied, Mapping):
-                strengths = {str(k): float(v) for k, v in applied.items()}
-        return edited, render_face(self.face_models, edited), strengths
+        edited = edit_face(self.face_models, latent, edits, instruction)
+        return edited.latent, edited.image, edited.strengths
 
     def model_image(
         self, outfit: Image.Image | OutfitResult | OutfitSpec | Mapping[str, Any] | str | os.PathLike[str]
@@ -310,9 +303,7 @@ class TryOnPipeline:
             unknown = sorted(set(outfit) - set(OUTFIT_SPEC_FIELDS) - {"view"})
             if unknown:
                 raise InputError(f"unknown outfit field(s) {', '.join(unknown)}; use {', '.join(OUTFIT_SPEC_FIELDS)}")
-            view = outfit.get("view")
-            if view is not None and str(view).lower() != "on_model":
-                raise InputError(f"a try-on needs an on-model outfit (view on_model), got view {view!r}")
+            require_on_model({"view": outfit["view"]} if outfit.get("view") is not None else None)
             kwargs = {k: outfit[k] for k in ("category", "colour", "gender", "labels") if outfit.get(k) is not None}
             seed, psi = int(outfit.get("seed", 0)), float(outfit.get("truncation", 0.7))
         else:
@@ -326,15 +317,14 @@ class TryOnPipeline:
         result, cached = self.outfits.get_or_make(key, generate)
         return result.image, result, True, cached
 
-    def _check_on_model(self, labels: Mapping[str, str]) -> None:
-        view = labels.get("view")
-        if view is None and self._fashion is not None:
+    def _check_on_model(self, labels: Mapping[str, Any]) -> None:
+        column = None
+        if self._fashion is not None:
             try:
-                view = labels.get(self._fashion.column_for("view"))
+                column = self._fashion.column_for("view")
             except InputError:
-                view = None
-        if view is not None and str(view) != "on_model":
-            raise InputError(f"a try-on needs an on-model outfit (view on_model), got view {view!r}")
+                column = None
+        require_on_model(labels, view_column=column)
 
     # --- The whole thing ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 401  no or bad credentials            403  the key lacks the scope
 404  no such thing (or not yours)     409  an idempotency key reused for another request
 413  too large (bytes or pixels)      415  not an allowed image type
-422  a valid image we cannot use (no face)
+422  a valid image we cannot use (no face), an outfit that shows no model
 429  too many requests or jobs        503  no model / the database or queue is down
 """
 
@@ -24,6 +24,7 @@ from tryon.api.middleware import INTERNAL_ERROR_DETAIL
 from tryon.db.repositories import IdempotencyConflictError
 from tryon.errors import CheckpointError, InputError, ModelUnavailableError, TooManyRequestsError
 from tryon.face.align import NoFaceError
+from tryon.fashion.outfits import NotOnModelError
 from tryon.vision.io import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     ImageTooLargeError: 413,
     UnsupportedImageError: 415,
     NoFaceError: 422,
+    NotOnModelError: 422,
     IdempotencyConflictError: 409,
     ModelUnavailableError: 503,
     CheckpointError: 503,

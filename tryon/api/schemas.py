@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from tryon.api.fashion import MAX_SEED
+from tryon.fashion.outfits import MAX_SEED
 from tryon.nn.layer_groups import LayerGroup
 
 # Numbers in request bodies are strict: JSON `false` is not 0.0, nor "3" the integer 3 (the schema
@@ -79,6 +79,8 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class JobPublic(BaseModel):
     """A job: poll `GET /v1/jobs/{id}` until `status` is succeeded or failed."""
+
+    model_config = ConfigDict(from_attributes=True)  # `JobPublic.model_validate(job_row)`.
 
     id: str
     kind: str = Field(examples=["face.project"])
@@ -215,24 +217,6 @@ class HealthPublic(BaseModel):
 
 
 # --- Rows -> public bodies ----------------------------------------------------------------------------
-
-
-def job_public(job: Any) -> JobPublic:
-    return JobPublic(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        progress=job.progress,
-        message=job.message,
-        result=job.result,
-        error=job.error,
-        attempts=job.attempts,
-        max_attempts=job.max_attempts,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        updated_at=job.updated_at,
-    )
 
 
 def image_public(image: Any, url: str | None = None) -> ImagePublic:

@@ -28,13 +28,13 @@ def register(subparsers: Any) -> None:
 
 
 def run_reproject(args: argparse.Namespace) -> int:
-    from tryon.api.face import FaceService
     from tryon.api.runtime import build_runtime
     from tryon.config import get_settings
     from tryon.db import repositories as repo
     from tryon.db.migrate import upgrade_to_head
     from tryon.db.models import JobKind
     from tryon.face.latent import FaceLatent
+    from tryon.services.face import FaceService
 
     settings = get_settings()
     current = FaceService.from_settings(settings).models().generator_sha256

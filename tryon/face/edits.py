@@ -26,11 +26,12 @@ some ({"smile": "middle"}).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,7 +48,10 @@ from tryon.face.directions import (
 )
 from tryon.face.instructions import EDIT_NAMES, EDIT_RANGES, parse_instruction
 from tryon.face.latent import FaceLatent
-from tryon.face.models import ASSETS, FACE_DIR, FaceModels
+from tryon.face.models import ASSETS, FACE_DIR, FaceModels, render_face
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +217,41 @@ def edit_latent(
         record["instruction"] = instruction
     history = [*latent.meta.get("edits", [])] if isinstance(latent.meta.get("edits"), list) else []
     return latent.replace(ws=ws.astype(np.float32), meta={**latent.meta, "edits": [*history, record]})
+
+
+@dataclasses.dataclass(frozen=True)
+class EditedFace:
+    """A face after `edit_face`: its latent, its rendering, and the strengths applied."""
+
+    latent: FaceLatent                  # The edited latent (`meta["edits"]` records this edit).
+    image: Image.Image                  # Its rendering, RGB, res x res.
+    strengths: dict[str, float]         # {edit name: strength} applied (an instruction's words included).
+
+
+def edit_face(
+    models: FaceModels,
+    latent: FaceLatent,
+    strengths: Mapping[str, float] | None = None,
+    instruction: str | None = None,
+    *,
+    keep: Iterable[str] = (),
+    mix: FaceLatent | None = None,
+    mix_groups: str | Sequence[str] = ("fine",),
+) -> EditedFace:
+    """Edit a face and render it: the one path of the API's edits and the try-on's face.
+
+    mix: another face whose `mix_groups` layer groups replace this one's first
+        (`tryon.face.mixing.mix_styles`); None = no mixing. Then `edit_latent` with strengths,
+        instruction and keep. No strengths and no instruction: the (mixed) latent as it is.
+    InputError as `edit_latent` and `mix_styles` raise it.
+    """
+    edited = latent
+    if mix is not None:
+        from tryon.face.mixing import mix_styles
+
+        edited = mix_styles(edited, mix, groups=mix_groups)
+    applied = {str(k): float(v) for k, v in (strengths or {}).items()}
+    if applied or (instruction and instruction.strip()):
+        edited = edit_latent(models, edited, applied, instruction, keep=keep)
+        applied = dict(edited.meta["edits"][-1]["strengths"])
+    return EditedFace(latent=edited, image=render_face(models, edited), strengths=applied)

@@ -68,6 +68,35 @@ class OutfitSpec:
     truncation: float                   # psi: 1 = none, 0 = the average outfit.
 
 
+ON_MODEL = "on_model"                   # The view of an image that shows a model (what a try-on needs).
+
+
+class NotOnModelError(InputError):
+    """An outfit, catalog item or image of another view (a flat garment): no model to put a face on."""
+
+
+def view_of(labels: Mapping[str, Any] | None, view_column: str | None = None) -> str | None:
+    """The view an outfit's labels name: the schema's view column when given and present, else a
+    label named "view" in any case. None when they name no view."""
+    labels = labels or {}
+    if view_column is not None and view_column in labels:
+        return str(labels[view_column])
+    for key, value in labels.items():
+        if str(key).casefold() == "view":
+            return str(value)
+    return None
+
+
+def require_on_model(labels: Mapping[str, Any] | None, what: str = "outfit", *, view_column: str | None = None) -> None:
+    """NotOnModelError when `labels` name a view other than on_model (in any case). Labels without a
+    view pass: an image of unknown view may well show a model. `what` names the thing in the message."""
+    view = view_of(labels, view_column)
+    if view is not None and view.casefold() != ON_MODEL:
+        raise NotOnModelError(
+            f"the {what} is a {view} image: it shows no model to put a face on; choose an {ON_MODEL} one"
+        )
+
+
 @dataclasses.dataclass
 class OutfitResult:
     """One generated image with what made it."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tryon.db.blobs import BlobStore
     from tryon.db.engine import Database
     from tryon.jobs.queue import JobQueue
+    from tryon.services import Services
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -40,15 +41,22 @@ class JobLostError(Exception):
 
 @dataclasses.dataclass
 class JobEnv:
-    """What handlers may use: the database, the blob store, settings, named services (models,
-    pipelines) that the process set up, e.g. services["fashion"] (a FashionService), and the queue, to queue follow-up
-    jobs (set by `JobQueue`; None in an env no queue was built on)."""
+    """What handlers may use: the database, the blob store, settings, the process's model services
+    (`tryon.services.Services`; this package only carries them: it knows nothing of models), and the
+    queue, to queue follow-up jobs (set by `JobQueue`; None in an env no queue was built on)."""
 
     database: Database
     blobs: BlobStore
     settings: Settings
-    services: dict[str, Any] = dataclasses.field(default_factory=dict)
+    services: Services | None = None    # None: an env for jobs that need no model (tests, debug.sleep).
     queue: JobQueue | None = None
+
+    def require_services(self) -> Services:
+        """The model services, for a handler that needs them."""
+        if self.services is None:
+            raise RuntimeError("this job needs the service's models, but its process set up none "
+                               "(build the JobEnv with services=tryon.services.Services.from_settings(...))")
+        return self.services
 
 
 @dataclasses.dataclass
@@ -79,7 +87,7 @@ class JobType:
 
 class JobRegistry:
     """The job types a process knows. The API and `tryon worker` build theirs the same way
-    (`tryon.api.runtime.build_job_registry`), so a job queued by one runs in the other."""
+    (`tryon.services.register_jobs`), so a job queued by one runs in the other."""
 
     def __init__(self) -> None:
         self._types: dict[str, JobType] = {}

@@ -3,7 +3,7 @@
 The catalog is shared: every caller lists it and reads its images (at `/v1/catalog/{id}/image`,
 which `image.url` gives). The shipped catalog (a few generated garments per category x gender x
 view, colours spread over them) is generated on the first request that needs it and stored; one
-process generates it while concurrent first requests wait (`tryon.api.fashion.ensure_catalog`).
+process generates it while concurrent first requests wait (`tryon.services.fashion.ensure_catalog`).
 Designers add items from their own outfits (e.g. variants) or images.
 """
 
@@ -17,15 +17,15 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, PrincipalDep, RuntimeDep, SessionDep
 from tryon.api.errors import error_docs, not_found
-from tryon.api.fashion import ensure_catalog
-from tryon.api.records import PNG, WEBP
-from tryon.api.routers.images import choose_media_type, image_response
+from tryon.api.media import choose_media_type, image_response
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import CatalogCreate, CatalogItemPublic, CatalogPage, image_public
 from tryon.db import repositories as repo
 from tryon.db.models import CatalogItem, CatalogSource, Image
 from tryon.errors import InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES
+from tryon.services.fashion import ensure_catalog
+from tryon.services.storage import PNG, WEBP
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

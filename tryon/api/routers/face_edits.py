@@ -9,7 +9,7 @@ kind "face_edit" carrying the face's id, and the edited latent as a blob, both r
 tens of milliseconds on a CPU, so edits answer directly (201), without a job.
 
 A composition (a region of another face composed in by masked projection, ~10 s) is an edit made by
-a `face.compose` job (tryon.api.face): 202, then the edit's image and latent when the job succeeds.
+a `face.compose` job (tryon.services.face): 202, then the edit's image and latent when the job succeeds.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.records import finish_deletion, save_image
-from tryon.api.routers.faces import made_edit, projected_face
+from tryon.api.rows import finish_deletion, made_edit, projected_face
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import (
     CompositionCreate,
@@ -32,22 +31,22 @@ from tryon.api.schemas import (
     EditDirectionPublic,
     EditDirectionsPublic,
     EditPublic,
+    JobPublic,
     image_public,
-    job_public,
 )
 from tryon.db import repositories as repo
 from tryon.db.blobs import LATENT_MEDIA_TYPE
 from tryon.db.models import Edit, Face, ImageKind, JobKind
+from tryon.services.status import resource_status
+from tryon.services.storage import save_image
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
 
 
 def face_models(runtime: Runtime) -> Any:
-    """The process's face models (the FaceService in the job environment, loaded once)."""
-    from tryon.api.face import face_service
-
-    return face_service(runtime.queue.env).models()
+    """The process's face models (its FaceService's, loaded once)."""
+    return runtime.services.face.models()
 
 
 @router.get("/edits/directions", response_model=EditDirectionsPublic, responses=error_docs(503))
@@ -82,10 +81,7 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
     image = repo.get_image(session, image_id=edit.image_id, owner_id=edit.owner_id) if edit.image_id else None
     job = repo.get_job(session, job_id=edit.job_id) if edit.job_id else None
     params = edit.params or {}
-    if edit.latent_sha256 is not None or edit.job_id is None:
-        state = "succeeded"
-    else:
-        state = job.status if job is not None else "failed"
+    state = resource_status(edit, job)
     return EditPublic(
         id=edit.id,
         face_id=edit.face_id,
@@ -98,7 +94,7 @@ def _edit_public(session: Session, edit: Edit) -> EditPublic:
         compose=params.get("compose"),
         metrics=params.get("metrics"),
         error=job.error if job is not None and state == "failed" else None,
-        job=job_public(job) if job is not None else None,
+        job=JobPublic.model_validate(job) if job is not None else None,
         image=image_public(image) if image is not None else None,
         created_at=edit.created_at,
     )
@@ -130,10 +126,8 @@ def create_edit(
     """Edit one of the caller's projected faces (409 until its projection job has finished), or stack
     on one of its edits (`base_edit_id`): mix in layer groups of another of their projected faces
     (`mix`), then move it along named directions."""
-    from tryon.face.edits import edit_latent
+    from tryon.face.edits import edit_face
     from tryon.face.latent import FaceLatent
-    from tryon.face.mixing import mix_styles
-    from tryon.face.models import render_face
 
     face = projected_face(session, face_id, principal.owner_id)
     params: dict[str, Any] = {"instruction": body.instruction, "keep": body.keep}
@@ -148,21 +142,20 @@ def create_edit(
     if not body.strengths and not (body.instruction and body.instruction.strip()) and body.mix is None:
         raise ApiError(400, "nothing to edit: give strengths (e.g. {\"age\": 10}), an instruction or a mix")
 
-    models = face_models(runtime)
     latent = FaceLatent.from_bytes(runtime.blobs.get(latent_sha), name="the face's latent")
+    other = None
     if body.mix is not None and other_sha is not None:
         other = FaceLatent.from_bytes(runtime.blobs.get(other_sha), name="the mixed face's latent")
-        latent = mix_styles(latent, other, groups=body.mix.groups)
         params["mix"] = body.mix.model_dump(mode="json")
-    edited = edit_latent(models, latent, body.strengths, body.instruction, keep=body.keep)
-    image = render_face(models, edited)
-    params["strengths"] = edited.meta["edits"][-1]["strengths"]
+    edited = edit_face(face_models(runtime), latent, body.strengths, body.instruction, keep=body.keep, mix=other,
+                       mix_groups=body.mix.groups if body.mix is not None else ())
+    params["strengths"] = edited.strengths
 
     face = _owned_face(session, face_id, principal.owner_id)  # Still there?
     if body.base_edit_id is not None:  # And the edit it stacks on (deleted while this one rendered)?
         made_edit(session, body.base_edit_id, face)
-    blob = repo.store_blob(session, blobs=runtime.blobs, data=edited.to_bytes(), media_type=LATENT_MEDIA_TYPE)
-    stored = save_image(session, blobs=runtime.blobs, owner_id=principal.owner_id, image=image,
+    blob = repo.store_blob(session, blobs=runtime.blobs, data=edited.latent.to_bytes(), media_type=LATENT_MEDIA_TYPE)
+    stored = save_image(session, blobs=runtime.blobs, owner_id=principal.owner_id, image=edited.image,
                         kind=ImageKind.FACE_EDIT, face_id=face.id)
     edit = repo.create_edit(session, owner_id=principal.owner_id, face_id=face.id, params=params,
                             image_id=stored.id, latent_sha256=blob.sha256)

@@ -27,12 +27,14 @@ from sqlalchemy.orm import Session
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
 from tryon.api.idempotency import replayed
-from tryon.api.records import finish_deletion, save_image
-from tryon.api.runtime import Runtime
-from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, image_public, job_public
+from tryon.api.rows import finish_deletion
+from tryon.api.schemas import FaceChoiceErrorPublic, FacePublic, FoundFacePublic, JobPublic, image_public
+from tryon.api.uploads import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Edit, Face, ImageKind, Job, JobKind, JobStatus
+from tryon.db.models import Face, ImageKind, Job, JobKind, JobStatus
+from tryon.services.status import resource_status
+from tryon.services.storage import save_image
 
 if TYPE_CHECKING:
     from tryon.face.align import AlignedFace
@@ -41,72 +43,6 @@ router = APIRouter(prefix="/v1", tags=["faces"])
 
 FACE_PREVIEW_SIDE = 1024                # Side of the cheap preview that must show a face first, px.
 MAX_FACE_INDEX = 99                     # The most faces an upload can choose among.
-
-# Leading bytes of the formats we accept, and of common ones we do not (for a precise message).
-_ALLOWED_SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
-_OTHER_SIGNATURES = {
-    "GIF": (b"GIF87a", b"GIF89a"),
-    "BMP": (b"BM",),
-    "TIFF": (b"II*\x00", b"MM\x00*"),
-    "PDF": (b"%PDF",),
-}
-
-
-def sniff_image_format(data: bytes) -> str | None:
-    """ "JPEG", "PNG" or "WEBP" from the file's first bytes; None for anything else."""
-    for name, prefixes in _ALLOWED_SIGNATURES.items():
-        if data.startswith(prefixes):
-            return name
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-def _describe_unsupported(data: bytes) -> str:
-    for name, prefixes in _OTHER_SIGNATURES.items():
-        if data.startswith(prefixes):
-            return f"a {name} file"
-    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
-        return "a HEIC/AVIF photo"
-    try:
-        data[:4096].decode("utf-8")
-        return "a text file"
-    except UnicodeDecodeError:
-        return "not an image we can read"
-
-
-# The schema says an upload is not empty (read_upload answers an empty one with 400).
-NON_EMPTY_FILE: dict[str, Any] = {"minLength": 1}
-
-
-def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
-    """The uploaded file's bytes, refusing more than `max_bytes` (413) and empty files (400)."""
-    data = upload.file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ApiError(413, f"the file is too large: at most {max_bytes:,} bytes")
-    if not data:
-        raise ApiError(400, "the file is empty: send a JPEG, PNG or WebP photo")
-    return data
-
-
-def decode_upload(data: bytes, *, name: str, runtime: Runtime, max_side: int | None = None) -> Any:
-    """Allow-listed, size-checked, decoded, EXIF-upright RGB PIL image (errors map to 400/413/415).
-    max_side: a cheap preview of about that size (see `load_image`)."""
-    from tryon.vision.io import UPLOAD_FORMATS, ImageLimits, load_image
-
-    if sniff_image_format(data) is None:
-        raise ApiError(415, f"{name} is {_describe_unsupported(data)}, not an allowed image: send a JPEG, PNG or WebP")
-    settings = runtime.settings
-    limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
-    return load_image(data, limits=limits, formats=UPLOAD_FORMATS, name=name, max_side=max_side)
-
-
-def face_status(face: Face, job: Job | None) -> str:
-    """What a face's owner sees: "projecting" becomes "failed" once its projection job failed, however it
-    failed (bad input, out of tries, its worker gone); the job is the truth."""
-    if face.status == "projecting" and job is not None and job.status == JobStatus.FAILED.value:
-        return "failed"
-    return face.status
 
 
 def refinement_status(job: Job | None) -> str | None:
@@ -118,38 +54,11 @@ def refinement_status(job: Job | None) -> str | None:
 
 def refinement_job(session: Session, face: Face) -> Job | None:
     """The `face.refine` job its current projection queued (found by its key), if any."""
-    from tryon.api.face import refine_job_key
+    from tryon.services.face import refine_job_key
 
     if face.projection_job_id is None:
         return None
     return repo.find_job_by_idempotency_key(session, owner_id=face.owner_id, key=refine_job_key(face.projection_job_id))
-
-
-def projected_face(session: Session, face_id: str, owner_id: str) -> Face:
-    """One of the owner's faces that has a latent: 404 when not theirs, 409 until it is projected (saying
-    to upload the photo again when its projection failed)."""
-    face = repo.get_face(session, face_id=face_id, owner_id=owner_id)
-    if face is None:
-        raise not_found("face", face_id)
-    if face.latent_sha256 is None:
-        job = repo.get_job(session, job_id=face.projection_job_id) if face.projection_job_id else None
-        state = face_status(face, job)
-        if state == "failed":
-            raise ApiError(409, f"face {face_id!r} could not be projected (status 'failed'): upload the photo again")
-        raise ApiError(409, f"face {face_id!r} is not projected yet (status {state!r}): wait for its projection "
-                            "job (GET /v1/jobs/{id} of the face's projection_job) to succeed")
-    return face
-
-
-def made_edit(session: Session, edit_id: str, face: Face) -> Edit:
-    """One of the edits of `face` (its owner's) that has a latent: 404 when not an edit of that face,
-    409 while a composition is still being made or after it failed."""
-    edit = repo.get_edit(session, edit_id=edit_id, owner_id=face.owner_id, face_id=face.id)
-    if edit is None:
-        raise not_found(f"edit of face {face.id}", edit_id)
-    if edit.latent_sha256 is None:
-        raise ApiError(409, f"the edit {edit_id} is not made yet (a composition still running, or failed)")
-    return edit
 
 
 def _face_public(session: Session, face: Face) -> FacePublic:
@@ -166,16 +75,16 @@ def _face_public(session: Session, face: Face) -> FacePublic:
     refine = refinement_job(session, face)
     return FacePublic(
         id=face.id,
-        status=face_status(face, job),
+        status=resource_status(face, job),
         photo=image_public(by_kind[ImageKind.FACE_PHOTO]) if ImageKind.FACE_PHOTO in by_kind else None,
         aligned=image_public(by_kind[ImageKind.FACE_ALIGNED]) if ImageKind.FACE_ALIGNED in by_kind else None,
         images=[image_public(img) for img in images],
         faces_found=found if isinstance(found, int) else None,
         face_index=index if isinstance(found, int) and isinstance(index, int) else None,
         note=note,
-        projection_job=job_public(job) if job is not None else None,
+        projection_job=JobPublic.model_validate(job) if job is not None else None,
         refinement=refinement_status(refine),
-        refinement_job=job_public(refine) if refine is not None else None,
+        refinement_job=JobPublic.model_validate(refine) if refine is not None else None,
         reconstruction=(
             image_public(by_kind[ImageKind.FACE_RECONSTRUCTION]) if ImageKind.FACE_RECONSTRUCTION in by_kind else None
         ),

@@ -19,18 +19,19 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import DesignerDep, RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.fashion import TRANSFER_STEPS
 from tryon.api.idempotency import replayed
-from tryon.api.records import save_image
-from tryon.api.routers.faces import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import GarmentPublic, image_public, job_public
+from tryon.api.schemas import GarmentPublic, JobPublic, image_public
+from tryon.api.uploads import NON_EMPTY_FILE, decode_upload, read_upload
 from tryon.db import repositories as repo
 from tryon.db.blobs import sha256_hex
-from tryon.db.models import Garment, ImageKind, JobKind, JobStatus
+from tryon.db.models import Garment, ImageKind, JobKind
 from tryon.errors import InputError
 from tryon.fashion.outfits import MAX_SEED
 from tryon.fashion.transfer import MAX_STEPS, frame_garment_photo
+from tryon.services.fashion import TRANSFER_STEPS
+from tryon.services.status import resource_status
+from tryon.services.storage import save_image
 
 router = APIRouter(prefix="/v1", tags=["garments"])
 
@@ -43,14 +44,7 @@ def garment_public(session: Session, garment: Garment) -> GarmentPublic:
         return image_public(row) if row is not None else None
 
     job = repo.get_job(session, job_id=garment.job_id) if garment.job_id else None
-    if garment.status == "transferred":
-        state = "transferred"
-    elif job is not None and job.status == JobStatus.FAILED.value:
-        state = "failed"
-    elif job is not None and job.status == JobStatus.RUNNING.value:
-        state = "transferring"
-    else:
-        state = "queued"
+    state = resource_status(garment, job)
     return GarmentPublic.model_validate(
         {
             "id": garment.id,
@@ -62,7 +56,7 @@ def garment_public(session: Session, garment: Garment) -> GarmentPublic:
             "labels": garment.labels,
             "metrics": garment.metrics,
             "error": job.error if job is not None and state == "failed" else None,
-            "job": job_public(job) if job is not None else None,
+            "job": JobPublic.model_validate(job) if job is not None else None,
             "created_at": garment.created_at,
         }
     )

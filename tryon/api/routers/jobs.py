@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from tryon.api.deps import PrincipalDep, RuntimeDep
 from tryon.api.errors import error_docs, not_found
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import JobPublic, job_public
+from tryon.api.schemas import JobPublic
 from tryon.db import repositories as repo
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -24,7 +24,7 @@ _CHECK_INTERVAL_S = 0.1                 # How often a long poll looks at the job
 def _read(runtime: Runtime, job_id: str, owner_id: str) -> JobPublic | None:
     with runtime.database.sessions() as session:
         job = repo.get_job(session, job_id=job_id, owner_id=owner_id)
-        return job_public(job) if job is not None else None
+        return JobPublic.model_validate(job) if job is not None else None
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=error_docs(400, 401, 404))

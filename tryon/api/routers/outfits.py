@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse
 
 from tryon.api.deps import RuntimeDep, SessionDep, ShopperDep
 from tryon.api.errors import error_docs, not_found
-from tryon.api.fashion import OutfitSpec
-from tryon.api.records import save_outfit
 from tryon.api.runtime import Runtime
-from tryon.api.schemas import JobPublic, LabelsPublic, OutfitCreate, OutfitPublic, image_public, job_public
+from tryon.api.schemas import JobPublic, LabelsPublic, OutfitCreate, OutfitPublic, image_public
 from tryon.db import repositories as repo
 from tryon.db.models import Image, JobKind, Outfit
+from tryon.services.fashion import OutfitSpec
+from tryon.services.storage import save_outfit
 
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
@@ -79,16 +79,17 @@ async def create_outfit(
                 idempotency_key=idempotency_key,
             )
         )
-        return JSONResponse(job_public(job).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+        return JSONResponse(JobPublic.model_validate(job).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     image = await fashion.generate(spec)
     return await run_in_threadpool(_store, runtime, principal.owner_id, spec, image)
 
 
 def _store(runtime: Runtime, owner_id: str, spec: OutfitSpec, image: np.ndarray) -> OutfitPublic:
-    checkpoint_id = runtime.fashion.model().checkpoint_id
+    fashion = runtime.fashion
+    result = fashion.outfit_result(spec, image)
     with runtime.database.sessions.begin() as session:
         outfit, stored = save_outfit(
-            session, blobs=runtime.blobs, owner_id=owner_id, spec=spec, image=image, checkpoint_id=checkpoint_id
+            session, blobs=runtime.blobs, owner_id=owner_id, result=result, checkpoint_id=fashion.checkpoint_id()
         )
         return _outfit_public(outfit, stored)
 

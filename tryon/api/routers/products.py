@@ -24,15 +24,15 @@ from sqlalchemy.orm import Session
 
 from tryon.api.deps import PrincipalDep, RuntimeDep, SessionDep, ShopBackendDep
 from tryon.api.errors import ApiError, error_docs, not_found
-from tryon.api.records import PNG, WEBP
-from tryon.api.routers.faces import decode_upload, read_upload
-from tryon.api.routers.images import choose_media_type, image_response
+from tryon.api.media import choose_media_type, image_response
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import ImagePublic, ProductPage, ProductPublic, image_public
+from tryon.api.uploads import decode_upload, read_upload
 from tryon.catalog.products import Refusal
 from tryon.db import repositories as repo
 from tryon.db.models import Image, Product
 from tryon.services import products as service
+from tryon.services.storage import PNG, WEBP
 
 router = APIRouter(prefix="/v1", tags=["products"])
 

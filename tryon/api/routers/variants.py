@@ -13,12 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from tryon.api.deps import DesignerDep, RuntimeDep
 from tryon.api.errors import error_docs
-from tryon.api.fashion import save_generated_outfit
 from tryon.api.runtime import Runtime
 from tryon.api.schemas import OutfitCreate, VariantPublic, VariantsCreate, VariantsPublic, image_public
 from tryon.db.models import ImageKind
 from tryon.fashion.outfits import FashionPipeline, OutfitSpec
 from tryon.fashion.variants import garment_variants
+from tryon.services.storage import save_outfit
 
 router = APIRouter(prefix="/v1", tags=["variants"])
 
@@ -64,7 +64,7 @@ def _variants(runtime: Runtime, owner_id: str, body: VariantsCreate) -> Variants
     out = []
     with runtime.database.sessions.begin() as session:
         for result in results:
-            outfit, image = save_generated_outfit(
+            outfit, image = save_outfit(
                 session,
                 blobs=runtime.blobs,
                 owner_id=owner_id,

@@ -1,4 +1,5 @@
-"""The fashion generator as a service: loaded lazily, label requests checked, generation batched.
+"""The fashion generator as a service: loaded lazily, label requests checked, generation batched;
+the shipped catalog, and the `outfit.generate` and `garment.transfer` jobs.
 
 Outfit requests name labels of the checkpoint's label schema (`GET /v1/labels`), either directly
 (`labels={"articleType": "Tshirts"}`) or through the friendly fields category / colour / gender /
@@ -8,7 +9,8 @@ Label resolution and generation are the outfit pipeline's (`tryon.pipelines.Fash
 latents follow `tryon generate` (NVlabs' generate.py): z = RandomState(seed).randn(z_dim) and const
 noise, so an outfit here is the image the CLI makes for the same checkpoint, labels, seed and
 truncation. This service adds lazy loading and batching: concurrent requests run as one forward
-pass (`DynamicBatcher`); each sample keeps its own truncation.
+pass (`DynamicBatcher`); each sample keeps its own truncation. A stored outfit keeps its W+ latent
+(`outfit_result`, `tryon.services.storage.save_outfit`).
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tryon.api.batching import DynamicBatcher
 from tryon.db.blobs import LATENT_MEDIA_TYPE
-from tryon.db.models import ImageKind
+from tryon.db.models import ImageKind, JobKind
 from tryon.errors import CheckpointError, InputError, ModelUnavailableError
 from tryon.fashion.outfits import FIELD_ALIASES as FIELD_ALIASES
 from tryon.fashion.outfits import MAX_SEED as MAX_SEED
+from tryon.fashion.outfits import OutfitResult
 from tryon.fashion.outfits import OutfitSpec as OutfitSpec
+from tryon.services.batching import DynamicBatcher
+from tryon.services.storage import json_safe, latent_bytes, save_image, save_outfit
 
 if TYPE_CHECKING:
     from tryon.config import Settings
     from tryon.fashion.outfits import FashionPipeline
+    from tryon.jobs.registry import JobContext, JobRegistry
     from tryon.labels import LabelSchema
     from tryon.nn import Generator
 
@@ -209,12 +214,26 @@ class FashionService:
         """One forward pass for all `specs` -> uint8 images [H, W, C], in order."""
         return self.pipeline().generate_specs(specs)[1]
 
+    def outfit_result(self, spec: OutfitSpec, image: np.ndarray) -> OutfitResult:
+        """A batched outfit's image with its W+ latent, for `save_outfit`. The batch hands back images
+        only; the latent is the same spec through the mapping network again (deterministic: the seed's
+        z, the spec's truncation), which costs a few small matrix products, not a synthesis."""
+        from PIL import Image as PILImage
+
+        ws = self.pipeline().map_specs([spec])[0].cpu().numpy().astype(np.float32)
+        return OutfitResult(image=PILImage.fromarray(image), labels=dict(spec.labels), seed=spec.seed,
+                            truncation=spec.truncation, ws=ws)
+
+    def checkpoint_id(self) -> str:
+        """The loaded model's id (sha256 of its config.json): what stored outfits record."""
+        return self.model().checkpoint_id
+
     def close(self) -> None:
         self.batcher.close()
 
 
 # ----------------------------------------------------------------------------------------------------
-# Catalog, variants and garment transfer: storing what the pipelines make (routes and jobs share it).
+# The shipped catalog, and the jobs: storing what the pipelines make (`tryon.services.storage`).
 
 CATALOG_PER_GROUP = 4                   # Generated catalog items per category x gender x view (its top colours).
 CATALOG_BATCH = 8                       # Items per forward pass while generating the catalog.
@@ -225,63 +244,6 @@ TRANSFER_STEPS = 100                    # Default projection steps of the servic
 
 class CatalogNotReadyError(ModelUnavailableError):
     """Another process is still generating the catalog (503: retry shortly)."""
-
-
-def latent_bytes(ws: np.ndarray, **meta: Any) -> bytes:
-    """W+ latent float32 [num_ws, w_dim] (+ JSON-able metadata) -> npz bytes for the blob store."""
-    import io
-    import json
-
-    buf = io.BytesIO()
-    np.savez(buf, ws=np.asarray(ws, dtype=np.float32), meta=np.array(json.dumps(meta, sort_keys=True)))
-    return buf.getvalue()
-
-
-def load_latent(data: bytes) -> np.ndarray:
-    """npz bytes of `latent_bytes` -> ws float32 [num_ws, w_dim] (no pickles are read)."""
-    import io
-
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return np.asarray(npz["ws"], dtype=np.float32)
-
-
-def save_generated_outfit(
-    session: Any,
-    *,
-    blobs: Any,
-    owner_id: str,
-    result: Any,
-    checkpoint_id: str,
-    kind: str = "outfit",
-) -> tuple[Any, Any]:
-    """Store an OutfitResult (image, latent, params) as an outfit of `owner_id`. Returns (outfit, image)."""
-    from tryon.api.records import save_image
-    from tryon.db import repositories as repo
-
-    stored = save_image(session, blobs=blobs, owner_id=owner_id, image=result.image, kind=kind)
-    latent = repo.store_blob(
-        session, blobs=blobs, data=latent_bytes(result.ws, params=result.params), media_type=LATENT_MEDIA_TYPE
-    )
-    base_seed = result.seed if result.seed is not None else int(result.params.get("base", {}).get("seed", 0))
-    outfit = repo.create_outfit(
-        session,
-        owner_id=owner_id,
-        labels=result.labels,
-        seed=base_seed,
-        truncation=result.truncation,
-        checkpoint=checkpoint_id,
-        image_id=stored.id,
-    )
-    outfit.latent_sha256 = latent.sha256
-    outfit.params = _json_safe(result.params)
-    session.flush()
-    return outfit, stored
-
-
-def _json_safe(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def ensure_catalog(fashion: FashionService, database: Any, blobs: Any) -> int:
@@ -319,7 +281,6 @@ def ensure_catalog(fashion: FashionService, database: Any, blobs: Any) -> int:
 
 
 def _fill_catalog(pipeline: FashionPipeline, database: Any, blobs: Any, checkpoint: str, owner_id: str) -> int:
-    from tryon.api.records import save_image
     from tryon.db import repositories as repo
     from tryon.db.models import CatalogFill, CatalogSource
 
@@ -362,18 +323,31 @@ def _fill_catalog(pipeline: FashionPipeline, database: Any, blobs: Any, checkpoi
     return len(plan)
 
 
-def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+def outfit_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """`outfit.generate`: payload {"labels", "seed", "truncation"} (already checked) -> an outfit."""
+    fashion = ctx.env.require_services().fashion
+    spec = OutfitSpec(
+        labels=dict(payload["labels"]), seed=int(payload["seed"]), truncation=float(payload["truncation"])
+    )
+    ctx.progress(0.1, "generating")
+    result = fashion.outfit_result(spec, fashion.submit(spec).result())
+    with ctx.env.database.sessions.begin() as session:
+        outfit, stored = save_outfit(
+            session, blobs=ctx.env.blobs, owner_id=ctx.owner_id, result=result, checkpoint_id=fashion.checkpoint_id()
+        )
+    return {"outfit_id": outfit.id, "image_id": stored.id, "image_url": f"/v1/images/{stored.id}"}
+
+
+def garment_transfer_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """`garment.transfer`: payload {"garment_id", "gender"?, "seed"?, "steps"?} -> the garment worn by a model."""
     import io
 
     from PIL import Image as PILImage
 
-    from tryon.api.records import save_image
     from tryon.db import repositories as repo
     from tryon.fashion.transfer import garment_transfer
 
-    fashion: FashionService = ctx.env.services["fashion"]
-    pipeline = fashion.pipeline()
+    pipeline = ctx.env.require_services().fashion.pipeline()
     database, blobs = ctx.env.database, ctx.env.blobs
     garment_id = str(payload["garment_id"])
     with database.sessions() as session:
@@ -400,8 +374,6 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"garment {garment_id} was deleted while it was transferred")
         flat = save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.flat, kind=ImageKind.GARMENT_FLAT)
         save_image(session, blobs=blobs, owner_id=ctx.owner_id, image=result.framed, kind=ImageKind.GARMENT_FRAMED)
-        from tryon.fashion.outfits import OutfitResult
-
         worn = OutfitResult(
             image=result.on_model,
             labels=result.on_model_labels,
@@ -410,7 +382,7 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
             ws=result.on_model_ws,
             params={"mode": "transfer", "garment_id": garment_id, "layers": ["middle", "fine"]},
         )
-        outfit, on_model = save_generated_outfit(
+        outfit, on_model = save_outfit(
             session,
             blobs=blobs,
             owner_id=ctx.owner_id,
@@ -421,7 +393,7 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
         latent = repo.store_blob(
             session, blobs=blobs, data=latent_bytes(result.flat_ws, labels=result.labels), media_type=LATENT_MEDIA_TYPE
         )
-        metrics = _json_safe({**result.metrics, "timings": result.timings, "estimate": result.estimate})
+        metrics = json_safe({**result.metrics, "timings": result.timings, "estimate": result.estimate})
         garment.status = "transferred"
         garment.latent_sha256 = latent.sha256
         garment.flat_image_id = flat.id
@@ -437,3 +409,11 @@ def garment_transfer_job(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
             "outfit_id": outfit.id,
             "metrics": {**summary, "seconds": round(result.timings["total_s"], 3)},
         }
+
+
+def register_fashion_jobs(registry: JobRegistry) -> None:
+    """Add `outfit.generate` and `garment.transfer` to a job registry."""
+    registry.register(JobKind.OUTFIT_GENERATE, outfit_job, description="generate an outfit image (batched)")
+    registry.register(
+        JobKind.GARMENT_TRANSFER, garment_transfer_job, max_attempts=2, description="put a garment photo on a model"
+    )

@@ -1,7 +1,7 @@
 """The `face.project` job: project an uploaded face (its stored aligned crop) into the face generator,
 and its follow-up `face.refine`: pivotal tuning of the generator around that projection.
 
-`POST /v1/faces` queues `face.project` when the kind is registered (`tryon.api.runtime.build_job_registry`
+`POST /v1/faces` queues `face.project` when the kind is registered (`tryon.services.register_jobs`
 calls `register_face_jobs`). The handler stores the latent (npz blob, `faces.latent_sha256`) and the
 reconstruction (an image of kind "face_reconstruction" with the face's id, so that deleting the face
 deletes it), and marks the face "projected": try-ons and edits can start. It then queues `face.refine`
@@ -12,8 +12,8 @@ replaces the face's latent by the same latent carrying those deltas (and its rec
 tuned one): later edits and try-ons of the face render with its tuned generator, and deleting the
 face deletes the deltas with the latent. A refinement that fails leaves the fast projection in place.
 
-The face models are loaded once per process, on first use, by the `FaceService` kept in
-`JobEnv.services["face"]`.
+The face models are loaded once per process, on first use, by the process's `FaceService`
+(`JobEnv.services.face`, a `tryon.services.Services`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPOSE_STEPS = 100                     # Masked-projection steps of a region composition (~10 s on one core).
-SERVICE_NAME = "face"                   # Key of the FaceService in JobEnv.services.
 DEFAULT_STEPS = 50                      # Optimisation steps after the encoder (~5-10 s on one CPU core).
 DEFAULT_REFINE_STEPS = 40               # Pivotal tuning steps of face.refine (~8 s on one CPU core).
 
@@ -103,15 +102,6 @@ class FaceService:
         return refine_face(self.models(), latent, aligned, steps=self.refine_steps, progress=progress)
 
 
-def face_service(env: JobEnv) -> FaceService:
-    """The process's FaceService (created on first use from the settings)."""
-    service = env.services.get(SERVICE_NAME)
-    if service is None:
-        service = env.services.setdefault(SERVICE_NAME, FaceService.from_settings(env.settings))
-    assert isinstance(service, FaceService)
-    return service
-
-
 def refine_job_key(projection_job_id: str) -> str:
     """Idempotency key of the `face.refine` job that the projection job `projection_job_id` queued:
     how a face finds its refinement (`faces.projection_job_id` -> this key -> the job)."""
@@ -147,9 +137,9 @@ def _store_projection(
     latent digest `result` was made from; when the face's latent is another one by now (projected
     again meanwhile), nothing is stored (InputError). Returns (latent digest, reconstruction image id).
     """
-    from tryon.api.records import save_image
     from tryon.db import repositories as repo
     from tryon.db.models import Face, Image
+    from tryon.services.storage import save_image
 
     with env.database.sessions.begin() as session:
         face = session.scalar(select(Face).where(Face.id == face_id, Face.owner_id == owner_id).with_for_update())
@@ -181,7 +171,8 @@ def _queue_refinement(ctx: JobContext, face_id: str, latent_sha: str) -> str | N
     from tryon.db.repositories import IdempotencyConflictError
 
     env = ctx.env
-    if env.queue is None or JobKind.FACE_REFINE not in env.queue.registry or face_service(env).refine_steps == 0:
+    refine_off = env.require_services().face.refine_steps == 0
+    if env.queue is None or JobKind.FACE_REFINE not in env.queue.registry or refine_off:
         return None
     try:
         job, _ = env.queue.submit(owner_id=ctx.owner_id, kind=JobKind.FACE_REFINE,
@@ -203,8 +194,7 @@ def project_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     aligned, _ = _load_aligned(env, ctx.owner_id, face_id, "project")
 
     ctx.progress(0.02, "loading the face models")
-    service = face_service(env)
-    result = service.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+    result = env.require_services().face.project(aligned, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
     latent_sha, image_id = _store_projection(env, ctx.owner_id, face_id, result, doing="projected")
     refine_id = _queue_refinement(ctx, face_id, latent_sha)
     metrics = {k: v for k, v in result.metrics.items() if k != "final_loss"}
@@ -232,7 +222,7 @@ def refine_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     latent = FaceLatent.from_bytes(env.blobs.get(pivot_sha), name="the face's latent")
 
     ctx.progress(0.02, "loading the face models")
-    result = face_service(env).refine(aligned, latent, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+    result = env.require_services().face.refine(aligned, latent, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
     tuned_sha, image_id = _store_projection(env, ctx.owner_id, face_id, result, doing="refined", replaces=pivot_sha)
     return {
         "face_id": face_id,
@@ -246,10 +236,10 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     """`face.compose`: payload {"edit_id"} of an edit whose params["compose"] is {"face_id", "region",
     "steps"}: the region of that face in the edit's face, by masked projection (tryon.face.mixing).
     -> {"edit_id", "image": {"id", "url"}, "metrics"}."""
-    from tryon.api.records import save_image
     from tryon.db import repositories as repo
     from tryon.face.latent import FaceLatent
     from tryon.face.mixing import compose_faces
+    from tryon.services.storage import save_image
 
     env = ctx.env
     edit_id = payload.get("edit_id")
@@ -275,7 +265,7 @@ def compose_face_job(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     base, donor = (FaceLatent.from_bytes(env.blobs.get(sha)) for sha in shas)
 
     ctx.progress(0.02, "loading the face models")
-    models = face_service(env).models()
+    models = env.require_services().face.models()
     result = compose_faces(models, donor, base, str(spec.get("region")), int(spec.get("steps", COMPOSE_STEPS)),
                            progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
 
