@@ -419,24 +419,30 @@ def layout_colours(
 ) -> np.ndarray:
     """CIELAB [N, 3] for the N pixels of `region` (row-major): the photo garment's colour at the same
     place, mapping the region's bounding box onto the photo mask's (so the garment's top / bottom and
-    left / right arrangement is kept); a place that falls off the photo garment takes its nearest
-    garment pixel. The photo garment is blurred a little first (RANK_BLUR, within its mask: its edges
-    do not take the background's colour) so that its texture does not alias."""
-    sigma = RANK_BLUR * photo.shape[0]
+    left / right arrangement is kept); each place takes its nearest interior garment pixel (a place
+    that falls off the photo garment, e.g. between two straps, the nearest one there is). The photo
+    garment is blurred a little first (LAYOUT_BLUR, within its mask: its edges do not take the
+    background's colour) so that its texture does not alias."""
+    sigma = LAYOUT_BLUR * photo.shape[0]
     weight = _gaussian_blur(mask.astype(np.float64), sigma)[..., None]
     lab = np.stack([_gaussian_blur(c * mask, sigma) for c in np.moveaxis(srgb_to_lab(photo), 2, 0)], 2)
     lab = lab / np.maximum(weight, 1e-6)
     ry, rx = np.nonzero(region)
     py, px = np.nonzero(mask)
+    # Colours come from the garment's interior pixels (their 4 neighbours garment too): its edge pixels
+    # are blended with the background in the photo.
+    p = np.pad(mask, 1)
+    interior = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    iy, ix = np.nonzero(interior) if interior.any() else (py, px)
     u = (rx - rx.min() + 0.5) / (rx.max() - rx.min() + 1)
     v = (ry - ry.min() + 0.5) / (ry.max() - ry.min() + 1)
     sx = px.min() - 0.5 + u * (px.max() - px.min() + 1)
     sy = py.min() - 0.5 + v * (py.max() - py.min() + 1)
     out = np.empty([len(rx), 3])
     for start in range(0, len(rx), 1024):  # Nearest garment pixel of each place, a block at a time.
-        d = (sx[start : start + 1024, None] - px[None]) ** 2 + (sy[start : start + 1024, None] - py[None]) ** 2
+        d = (sx[start : start + 1024, None] - ix[None]) ** 2 + (sy[start : start + 1024, None] - iy[None]) ** 2
         k = d.argmin(axis=1)
-        out[start : start + 1024] = lab[py[k], px[k]]
+        out[start : start + 1024] = lab[iy[k], ix[k]]
     return out
 
 
@@ -517,8 +523,9 @@ def dominant_colour(image: np.ndarray, mask: np.ndarray) -> str:
 
 
 RANK_BLUR = 0.03  # Of match_colours' lightness ranking, as a fraction of the image side.
+LAYOUT_BLUR = 0.012  # Of the photo garment before layout_colours samples it (side fraction): anti-aliasing.
 FOLD_BLUR = 0.1   # The broad lightness that match_colours' layout shading is measured against (side fraction).
-FOLD_STRENGTH = 0.7  # Share of the result's folds (lightness) kept on the layout's colours.
+FOLD_STRENGTH = 0.35 # Share of the result's folds (lightness) kept on the layout's colours.
 
 
 def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
