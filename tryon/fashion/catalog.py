@@ -99,34 +99,9 @@ def verify_catalog_item(
     seeds: Sequence[int],                   # Candidate seeds, in the order they are tried.
     columns: Sequence[str],                 # Label columns the classifier must read (checked_columns).
 ) -> CatalogPick:
-    """Render candidates of `spec` over `seeds` (CANDIDATE_BATCH at a time) and keep the first whose
-    image the classifier reads as spec's values of `columns`. With no columns the first seed is kept
-    unchecked."""
-    if not seeds:
-        raise ValueError("give at least one candidate seed")
-    wanted = {col: spec.labels[col] for col in columns if col in spec.labels}
-    tried = 0
-    for start in range(0, len(seeds) if wanted else 1, CANDIDATE_BATCH):
-        batch = [dataclasses.replace(spec, seed=int(s)) for s in seeds[start : start + CANDIDATE_BATCH]]
-        ws, images = pipe.generate_specs(batch)
-        readings = read_labels(pipe, images) if wanted else [{} for _ in batch]
-        for k, (candidate, reading) in enumerate(zip(batch, readings, strict=True)):
-            tried += 1
-            passed = all(reading[col][0] == value for col, value in wanted.items())
-            last = start + k == len(seeds) - 1 or not wanted
-            if passed or last:
-                return CatalogPick(
-                    name=name,
-                    spec=candidate,
-                    kept=passed,
-                    checked=tuple(wanted),
-                    scores={col: reading[col][1][value] for col, value in wanted.items()},
-                    reading={col: reading[col][0] for col in wanted},
-                    tried=tried,
-                    ws=ws[k].cpu().numpy().astype(np.float32),
-                    image=images[k],
-                )
-    raise AssertionError("unreachable: the last candidate returns")
+    """Render candidates of `spec` over `seeds` and keep the first whose image the classifier reads as
+    spec's values of `columns`. With no columns the first seed is kept unchecked."""
+    return _verify_items(pipe, [(name, spec, list(seeds))], columns)[0]
 
 
 def verify_catalog(
@@ -140,11 +115,46 @@ def verify_catalog(
     if candidates < 0:
         raise ValueError(f"candidates must be >= 0, got {candidates}")
     columns = checked_columns(pipe) if candidates > 0 else ()
-    picks = []
-    for position, (name, spec) in enumerate(plan):
-        seeds = candidate_seeds(position, len(plan), candidates) if columns else [spec.seed]
-        picks.append(verify_catalog_item(pipe, name, spec, seeds, columns))
-    return picks
+    items = [
+        (name, spec, candidate_seeds(position, len(plan), candidates) if columns else [spec.seed])
+        for position, (name, spec) in enumerate(plan)
+    ]
+    return _verify_items(pipe, items, columns)
+
+
+def _verify_items(
+    pipe: FashionPipeline, items: Sequence[tuple[str, OutfitSpec, list[int]]], columns: Sequence[str]
+) -> list[CatalogPick]:
+    """The check of (name, spec, seeds) items in rounds: round j renders the j-th seed of every item
+    still undecided, CANDIDATE_BATCH images a forward pass across items, so that no more candidates
+    are rendered than are tried."""
+    if any(not seeds for _, _, seeds in items):
+        raise ValueError("give at least one candidate seed per item")
+    picks: list[CatalogPick | None] = [None] * len(items)
+    for j in range(max((len(seeds) for _, _, seeds in items), default=0)):
+        pending = [i for i, pick in enumerate(picks) if pick is None]
+        for start in range(0, len(pending), CANDIDATE_BATCH):
+            batch = pending[start : start + CANDIDATE_BATCH]
+            specs = [dataclasses.replace(items[i][1], seed=int(items[i][2][j])) for i in batch]
+            ws, images = pipe.generate_specs(specs)
+            readings = read_labels(pipe, images) if columns else [{} for _ in batch]
+            for k, (i, candidate, reading) in enumerate(zip(batch, specs, readings, strict=True)):
+                wanted = {col: candidate.labels[col] for col in columns if col in candidate.labels}
+                passed = all(reading[col][0] == value for col, value in wanted.items())
+                if passed or j == len(items[i][2]) - 1:
+                    picks[i] = CatalogPick(
+                        name=items[i][0],
+                        spec=candidate,
+                        kept=passed,
+                        checked=tuple(wanted),
+                        scores={col: reading[col][1][value] for col, value in wanted.items()},
+                        reading={col: reading[col][0] for col in wanted},
+                        tried=j + 1,
+                        ws=ws[k].cpu().numpy().astype(np.float32),
+                        image=images[k],
+                    )
+    assert all(pick is not None for pick in picks)
+    return [pick for pick in picks if pick is not None]
 
 
 def kept_share(picks: Sequence[CatalogPick]) -> dict[str, Any]:
