@@ -455,7 +455,8 @@ LAYOUT_GRID = 4  # Cells per side of `layout_error`'s grid over each garment's b
 def layout_error(worn: np.ndarray, region: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
     """How far the result's garment is from the photo garment's arrangement of colours: both bounding
     boxes cut into LAYOUT_GRID x LAYOUT_GRID cells, the mean CIELAB ΔE76 between the mean colours of
-    the same cell (cells that hold garment pixels in both), weighted by the result's pixels."""
+    the same cell (cells that hold garment pixels in both), weighted by the result's pixels; with no
+    cell in common (or an empty mask), the ΔE76 of the two garments' mean colours."""
 
     def cells(image: np.ndarray, m: np.ndarray) -> dict[tuple[int, int], tuple[np.ndarray, int]]:
         ys, xs = np.nonzero(m)
@@ -468,13 +469,15 @@ def layout_error(worn: np.ndarray, region: np.ndarray, photo: np.ndarray, mask: 
             out[key] = (lab[sel].mean(axis=0), int(sel.sum()))
         return out
 
-    if not region.any() or not mask.any():
-        return float("nan")
-    a, b = cells(worn, region), cells(photo, mask)
-    shared = [k for k in a if k in b]
+    shared = []
+    if region.any() and mask.any():
+        a, b = cells(worn, region), cells(photo, mask)
+        shared = [k for k in a if k in b]
+    if not shared:
+        return float(np.linalg.norm(mean_lab(worn, region) - mean_lab(photo, mask)))
     weights = np.array([a[k][1] for k in shared], dtype=np.float64)
     errors = np.array([np.linalg.norm(a[k][0] - b[k][0]) for k in shared])
-    return float((errors * weights).sum() / weights.sum()) if shared else float("nan")
+    return float((errors * weights).sum() / weights.sum())
 
 
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
