@@ -15,7 +15,9 @@ from tryon.errors import InputError
 from tryon.fashion import FashionPipeline, frame_garment_photo, garment_transfer
 from tryon.fashion.transfer import (
     dominant_colour,
+    garment_mask,
     lab_to_srgb,
+    layout_error,
     match_colours,
     mean_lab,
     project_garment,
@@ -140,19 +142,57 @@ def test_colour_matching_gives_the_worn_region_the_photo_garments_colours() -> N
     assert abs(navy - 1 / 3) < 0.05  # The photo's colours in its proportions.
 
 
-def test_a_red_white_navy_tee_is_worn_red_on_the_shipped_model() -> None:
+def test_a_red_white_navy_tee_is_worn_in_its_layout_on_the_shipped_model() -> None:
     if not OOTD.is_dir():
         pytest.skip(f"{OOTD} is absent (../shared/data)")
     from tryon.vision.io import ImageLimits, load_image
 
     pipe = FashionPipeline.from_checkpoint(None)
-    photo = load_image(OOTD / "00126_00.jpg", limits=ImageLimits())  # FILA tee: red chest, white, navy.
+    photo = load_image(OOTD / "00126_00.jpg", limits=ImageLimits())  # FILA tee: red shoulders, white, navy.
     result = garment_transfer(pipe, photo, steps=3)
     m = result.metrics
     assert m["dominant_colour_photo"] == "red"
-    region = worn_region(np.asarray(result.on_model), "tops")
-    assert dominant_colour(np.asarray(result.on_model), region) == "red", m
-    assert m["colour_distance"] < 10 < m["colour_distance_unmatched"], m
+    worn = np.asarray(result.on_model)
+    mask = garment_mask(worn, "tops")
+    rows = np.nonzero(mask.any(axis=1))[0]
+    top, bottom = mask.copy(), mask.copy()
+    top[rows[0] + len(rows) // 5 :] = False
+    bottom[: rows[-1] - len(rows) // 5] = False
+    assert dominant_colour(worn, top) == "red" and dominant_colour(worn, bottom) == "blue", m  # Navy is "blue".
+    assert m["layout_error"] < 0.5 * m["layout_error_unmatched"], m
+
+
+def test_the_garment_mask_takes_the_sleeves_and_leaves_the_skin() -> None:
+    """A dark long-sleeved top wider than the category's box, bare forearms and a face: colour matching
+    by the garment mask colours the sleeves, keeps the skin, and keeps a two-tone garment's layout
+    (red above, navy below); by the fixed box the sleeves keep the model's colour."""
+    skin, dark = (225, 175, 145), (40, 40, 40)
+    worn = np.full([64, 64, 3], 245, dtype=np.uint8)
+    worn[8:18, 27:37] = skin                    # Face.
+    worn[18:21, 29:35] = skin                   # Neck.
+    worn[20:54, 13:51] = dark                   # A top with sleeves to x 13..51 (the box: x 20..43).
+    worn[40:54, 8:13] = skin                    # Forearms beside the sleeves.
+    worn[40:54, 51:56] = skin
+    worn[54:64, 20:44] = (60, 70, 110)          # Trousers.
+    photo = np.full([32, 32, 3], 250, dtype=np.uint8)
+    photo[4:16, 4:28] = (200, 30, 30)           # Red above ...
+    photo[16:28, 4:28] = (20, 30, 90)           # ... navy below.
+    photo_mask = photo[..., 0] < 240
+    mask = garment_mask(worn, "tops")
+    assert mask[30, 15] and mask[30, 48], "the sleeves are garment"
+    assert not mask[45, 10] and not mask[12, 32] and not mask[60, 30], "forearms, face and trousers are not"
+    assert not mask[5, 5], "nor the background"
+    matched = match_colours(worn, mask, photo, photo_mask, layout=True)
+    sleeve = (slice(24, 34), slice(14, 19))
+    assert dominant_colour(matched[sleeve], np.ones([10, 5], bool)) == "red"
+    assert (matched[45:54, 8:11] == skin).all() and (matched[60:, 22:42] == worn[60:, 22:42]).all()
+    upper, lower = mask.copy(), mask.copy()
+    upper[32:], lower[:44] = False, False
+    assert dominant_colour(matched, upper) == "red" and dominant_colour(matched, lower) == "blue"
+    assert layout_error(matched, mask, photo, photo_mask) < 10
+    boxed = match_colours(worn, worn_region(worn, "tops"), photo, photo_mask)
+    assert layout_error(boxed, mask, photo, photo_mask) > 2 * layout_error(matched, mask, photo, photo_mask)
+    assert (boxed[sleeve] == dark).all(), "the fixed box leaves the sleeves as they were"
 
 
 def test_colour_matching_gives_blobs_of_a_two_tone_garment_not_a_speckle() -> None:

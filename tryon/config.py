@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     face_checkpoint: Path | None = Field(
         None, description="Face Generator checkpoint folder; None = tryon/assets/face (+ encoder, directions)."
     )
+    catalog_candidates: int = Field(
+        16, ge=0, le=256,
+        description="Seeds tried per generated catalog item until the fashion feature network reads its category "
+        "and colour (items it never reads are left out); 0 = no check.",
+    )
     face_project_steps: int = Field(50, ge=0, le=1000, description="Optimisation steps of a face.project job.")
     face_refine_steps: int = Field(
         40, ge=0, le=1000,

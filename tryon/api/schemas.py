@@ -315,7 +315,11 @@ class CatalogItemPublic(BaseModel):
     seed: int | None = None
     truncation: float | None = None
     source: Literal["generated", "designer"]
-    params: dict[str, Any] | None = Field(None, description="How a designer's variant was made.")
+    params: dict[str, Any] | None = Field(
+        None,
+        description="How a designer's variant was made; for a generated item, `classifier`: the labels our "
+        "fashion feature network checked, its probability of each (`scores`) and the seeds tried.",
+    )
     image: ImagePublic
     outfit_id: str | None = None
     created_at: dt.datetime

@@ -3,11 +3,14 @@
 - `FashionPipeline.generate_outfit(...)` -> list[OutfitResult] (tryon.fashion.outfits)
 - `garment_variants(pipe, base, mode, ...)` -> list[OutfitResult] (tryon.fashion.variants)
 - `garment_transfer(pipe, photo, ...)` -> TransferResult (tryon.fashion.transfer)
+- `verify_catalog(pipe, plan, candidates=16)` -> list[CatalogPick]: the generated catalog, each item
+  kept only when the fashion feature network reads its labels (tryon.fashion.catalog)
 
 Compositing and try-on live beside them (tryon.composite, tryon.pipelines).
 Importing this package loads no model.
 """
 
+from tryon.fashion.catalog import CatalogPick, verify_catalog
 from tryon.fashion.outfits import (
     FIELD_ALIASES,
     MAX_SEED,
@@ -24,6 +27,7 @@ __all__ = [
     "LAYER_GROUPS",
     "MAX_SEED",
     "VARIANT_MODES",
+    "CatalogPick",
     "FashionPipeline",
     "OutfitResult",
     "OutfitSpec",
@@ -31,4 +35,5 @@ __all__ = [
     "frame_garment_photo",
     "garment_transfer",
     "garment_variants",
+    "verify_catalog",
 ]

@@ -18,16 +18,21 @@ Steps:
    middle and fine ws (shape details, colour, texture) by the projected garment's: the model keeps
    its silhouette and pose (coarse ws), the garment brings its look.
 5. Colour matching (`match_colours`, on by default): at 64 px the projection keeps the garment's
-   colour poorly (a red/white/navy tee came back grey-black), so the worn region of the result
-   takes the photo garment's own colours, pixel by pixel in lightness order (CIELAB), with a
-   feathered edge. The region is the category's fixed box (`WORN_REGIONS`) less background-coloured
-   pixels: sleeves outside it keep the model's colour.
+   colour poorly (a red/white/navy tee came back grey-black), so the garment of the result takes the
+   photo garment's own colours (CIELAB), with a feathered edge. Where: `garment_mask`, a colour /
+   position model of the generated on-model frame (the person's pixels in the category's band, less
+   the skin colour read on the face: sleeves and shoulders included, arms and neck not), or the
+   category's fixed box (`colour_region="box"`, `WORN_REGIONS`). How: by place (`layout_colours`,
+   the default: the result garment's bounding box mapped onto the photo garment's, so a two-tone
+   garment keeps its top / bottom and left / right arrangement; the result's folds shade it), or by
+   the rank of a smoothed lightness (`match_layout=False`: the colours in their proportions, as blobs).
 
-Metrics: colour fidelity = CIELAB ΔE76 between the mean colour of the garment's pixels in the photo
-and the mean colour of the worn region of the result (the torso for tops, the legs for bottoms;
-the same for the model before transfer as a baseline, and for the result before colour matching);
-the dominant colour name of both (`dominant_colour`) and whether it was kept; category agreement =
-whether the classifier sees the estimated category in the result.
+Metrics (all on the result's `garment_mask`): colour fidelity = CIELAB ΔE76 between the mean colour
+of the garment's pixels in the photo and the mean colour of the result's garment (the same for the
+model before transfer as a baseline, and for the result before colour matching); the dominant colour
+name of both (`dominant_colour`) and whether it was kept; `layout_error` (the colours of a 4 x 4 grid
+over both garments' boxes); category agreement = whether the classifier sees the estimated category
+in the result.
 """
 
 from __future__ import annotations
@@ -216,7 +221,9 @@ def garment_transfer(
     truncation: float = 0.7,                # Truncation of the model latent.
     steps: int = DEFAULT_STEPS,             # Projection steps.
     layers: Sequence[str] = TRANSFER_LAYERS,  # Layer groups taken from the garment.
-    match_colour: bool = True,              # Give the worn region the photo garment's colours (Lab).
+    match_colour: bool = True,              # Give the worn garment the photo garment's colours (Lab).
+    colour_region: str = "garment",         # Where: "garment" (garment_mask) or "box" (worn_region).
+    match_layout: bool = True,              # Colours by place in the garment (else by lightness rank).
     progress: Progress | None = None,       # progress(fraction 0..1, message).
 ) -> TransferResult:
     """Project a garment photo into the fashion G and put it on a model. InputError for bad input."""
@@ -224,6 +231,8 @@ def garment_transfer(
     check_truncation(truncation)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise InputError(f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
+    if colour_region not in REGIONS:
+        raise InputError(f"colour_region must be one of {', '.join(REGIONS)}, got {colour_region!r}")
     layer_idx = sorted({i for group in layers for i in pipe.layer_indices(group)})
 
     def report(fraction: float, message: str) -> None:
@@ -275,9 +284,8 @@ def garment_transfer(
     category_value = flat_labels.get(category_col) if category_col else None
     unmatched_img = worn_img
     if match_colour:
-        worn_img = match_colours(
-            worn_img, worn_region(worn_img, category_value), np.asarray(framed.image), framed.mask
-        )
+        region = REGIONS[colour_region](worn_img, category_value)
+        worn_img = match_colours(worn_img, region, np.asarray(framed.image), framed.mask, layout=match_layout)
     t4 = time.perf_counter()
     timings["mix_s"] = t4 - t3
 
@@ -350,6 +358,128 @@ def worn_region(image: np.ndarray, category: str | None) -> np.ndarray:
     return region if region.sum() >= 0.1 * box.sum() else box
 
 
+# Where a garment of a category can be worn on an on-model image, as (y0, y1) fractions of its side:
+# tops from the neck to the hips, bottoms from the hips down (shoulders at y 0.32, hips at y 0.82).
+GARMENT_BANDS: dict[str, tuple[float, float]] = {
+    "tops": (0.28, 0.84),
+    "outerwear": (0.28, 0.88),
+    "innerwear": (0.28, 0.84),
+    "bottoms": (0.78, 1.00),
+}
+DEFAULT_GARMENT_BAND = (0.28, 0.88)
+FACE_BOX = (0.42, 0.12, 0.58, 0.26)     # The face of an on-model image, (x0, y0, x1, y1) fractions: its skin colour.
+SKIN_DELTA_E = 14.0                     # CIELAB distance from the face's colour that makes a pixel "skin".
+
+
+def skin_colour(image: np.ndarray) -> np.ndarray | None:
+    """The median CIELAB colour [3] of the face of an on-model image (FACE_BOX, less background
+    pixels); None when that box holds none."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = FACE_BOX
+    face = image[int(y0 * h) : max(int(y1 * h), int(y0 * h) + 1), int(x0 * w) : max(int(x1 * w), int(x0 * w) + 1)]
+    background, _ = estimate_background(image)
+    fg = np.abs(face.astype(np.int16) - np.array(background, dtype=np.int16)).max(axis=2) > FOREGROUND_THRESHOLD
+    return np.median(srgb_to_lab(face[fg]), axis=0) if fg.any() else None
+
+
+def _fill_specks(mask: np.ndarray) -> np.ndarray:
+    """bool [H, W] with each pixel that most of its 8 neighbours (5+) are in added: the generator's
+    bright or skin-toned specks inside a garment belong to it."""
+    p = np.pad(mask, 1).astype(np.int8)
+    h, w = mask.shape
+    neighbours = sum(p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)) - mask
+    return mask | (neighbours >= 5)
+
+
+def garment_mask(image: np.ndarray, category: str | None) -> np.ndarray:
+    """bool [H, W]: where the garment of `category` is on an on-model image, a colour/position model:
+    the person's pixels (not the background colour) in the category's band (`GARMENT_BANDS`: sleeves
+    and shoulders included, at any width), less skin (within SKIN_DELTA_E of the face's colour: arms,
+    neck, legs), with specks inside it filled. Falls back to `worn_region` when that leaves under a
+    tenth of the region."""
+    h, w = image.shape[:2]
+    y0, y1 = GARMENT_BANDS.get(category or "", DEFAULT_GARMENT_BAND)
+    band = np.zeros([h, w], dtype=bool)
+    band[int(y0 * h) : max(int(y1 * h), int(y0 * h) + 1)] = True
+    background, _ = estimate_background(image)
+    person = np.abs(image.astype(np.int16) - np.array(background, dtype=np.int16)).max(axis=2) > FOREGROUND_THRESHOLD
+    mask = band & person
+    skin = skin_colour(image)
+    if skin is not None:
+        mask &= np.linalg.norm(srgb_to_lab(image) - skin, axis=2) > SKIN_DELTA_E
+    mask = _fill_specks(mask) & band
+    fallback = worn_region(image, category)
+    return mask if mask.sum() >= 0.1 * fallback.sum() else fallback
+
+
+def layout_colours(
+    region: np.ndarray,                     # bool [H, W]: the result's garment pixels.
+    photo: np.ndarray,                      # uint8 [h, w, 3]: the framed garment photo.
+    mask: np.ndarray,                       # bool [h, w]: the garment's pixels in it.
+) -> np.ndarray:
+    """CIELAB [N, 3] for the N pixels of `region` (row-major): the photo garment's colour at the same
+    place, mapping the region's bounding box onto the photo mask's (so the garment's top / bottom and
+    left / right arrangement is kept); each place takes its nearest interior garment pixel (a place
+    that falls off the photo garment, e.g. between two straps, the nearest one there is). The photo
+    garment is blurred a little first (LAYOUT_BLUR, within its mask: its edges do not take the
+    background's colour) so that its texture does not alias."""
+    sigma = LAYOUT_BLUR * photo.shape[0]
+    weight = _gaussian_blur(mask.astype(np.float64), sigma)[..., None]
+    lab = np.stack([_gaussian_blur(c * mask, sigma) for c in np.moveaxis(srgb_to_lab(photo), 2, 0)], 2)
+    lab = lab / np.maximum(weight, 1e-6)
+    ry, rx = np.nonzero(region)
+    py, px = np.nonzero(mask)
+    # Colours come from the garment's interior pixels (their 4 neighbours garment too): its edge pixels
+    # are blended with the background in the photo.
+    p = np.pad(mask, 1)
+    interior = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    iy, ix = np.nonzero(interior) if interior.any() else (py, px)
+    u = (rx - rx.min() + 0.5) / (rx.max() - rx.min() + 1)
+    v = (ry - ry.min() + 0.5) / (ry.max() - ry.min() + 1)
+    sx = px.min() - 0.5 + u * (px.max() - px.min() + 1)
+    sy = py.min() - 0.5 + v * (py.max() - py.min() + 1)
+    out = np.empty([len(rx), 3])
+    for start in range(0, len(rx), 1024):  # Nearest garment pixel of each place, a block at a time.
+        d = (sx[start : start + 1024, None] - ix[None]) ** 2 + (sy[start : start + 1024, None] - iy[None]) ** 2
+        k = d.argmin(axis=1)
+        out[start : start + 1024] = lab[iy[k], ix[k]]
+    return out
+
+
+# The worn regions colour matching can write, by name (garment_transfer's colour_region).
+REGIONS: dict[str, Callable[[np.ndarray, str | None], np.ndarray]] = {"garment": garment_mask, "box": worn_region}
+
+LAYOUT_GRID = 4  # Cells per side of `layout_error`'s grid over each garment's bounding box.
+
+
+def layout_error(worn: np.ndarray, region: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> float:
+    """How far the result's garment is from the photo garment's arrangement of colours: both bounding
+    boxes cut into LAYOUT_GRID x LAYOUT_GRID cells, the mean CIELAB ΔE76 between the mean colours of
+    the same cell (cells that hold garment pixels in both), weighted by the result's pixels; with no
+    cell in common (or an empty mask), the ΔE76 of the two garments' mean colours."""
+
+    def cells(image: np.ndarray, m: np.ndarray) -> dict[tuple[int, int], tuple[np.ndarray, int]]:
+        ys, xs = np.nonzero(m)
+        lab = srgb_to_lab(image[ys, xs])
+        cy = np.minimum((ys - ys.min()) * LAYOUT_GRID // (ys.max() - ys.min() + 1), LAYOUT_GRID - 1)
+        cx = np.minimum((xs - xs.min()) * LAYOUT_GRID // (xs.max() - xs.min() + 1), LAYOUT_GRID - 1)
+        out = {}
+        for key in set(zip(cy.tolist(), cx.tolist(), strict=True)):
+            sel = (cy == key[0]) & (cx == key[1])
+            out[key] = (lab[sel].mean(axis=0), int(sel.sum()))
+        return out
+
+    shared = []
+    if region.any() and mask.any():
+        a, b = cells(worn, region), cells(photo, mask)
+        shared = [k for k in a if k in b]
+    if not shared:
+        return float(np.linalg.norm(mean_lab(worn, region) - mean_lab(photo, mask)))
+    weights = np.array([a[k][1] for k in shared], dtype=np.float64)
+    errors = np.array([np.linalg.norm(a[k][0] - b[k][0]) for k in shared])
+    return float((errors * weights).sum() / weights.sum())
+
+
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     """CIELAB (D65) [..., 3] -> uint8 sRGB [..., 3] (out-of-gamut colours clipped); `srgb_to_lab`'s inverse."""
     lab = np.asarray(lab, dtype=np.float64)
@@ -396,6 +526,9 @@ def dominant_colour(image: np.ndarray, mask: np.ndarray) -> str:
 
 
 RANK_BLUR = 0.03  # Of match_colours' lightness ranking, as a fraction of the image side.
+LAYOUT_BLUR = 0.012  # Of the photo garment before layout_colours samples it (side fraction): anti-aliasing.
+FOLD_BLUR = 0.1   # The broad lightness that match_colours' layout shading is measured against (side fraction).
+FOLD_STRENGTH = 0.35 # Share of the result's folds (lightness) kept on the layout's colours.
 
 
 def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -415,21 +548,32 @@ def match_colours(
     mask: np.ndarray,                       # bool [h, w]: the garment's pixels in it.
     *,
     strength: float = 1.0,                  # 0 = unchanged, 1 = the photo's colour distribution.
+    layout: bool = False,                   # Colours by place (layout_colours), not by lightness rank.
 ) -> np.ndarray:
     """Give the worn region the colours of the photo's garment: the region's pixels ranked by CIELAB
     lightness each take the photo garment pixel (all three channels) of the same lightness rank, so
     the region shows the garment's own colours in its own proportions while shading and folds keep
-    their order; blended in with a feathered edge. -> uint8 [H, W, 3]."""
+    their order; blended in with a feathered edge. With `layout`, each pixel takes the photo garment's
+    colour at the same place of the garment (`layout_colours`: a print or a two-tone garment keeps its
+    arrangement), its lightness shaded by the result's folds (its lightness less its smoothed lightness).
+    -> uint8 [H, W, 3]."""
     if not region.any() or not mask.any() or strength <= 0:
         return worn.copy()
     source = srgb_to_lab(worn[region])
-    target = srgb_to_lab(photo[mask])
-    target = target[np.argsort(target[:, 0], kind="stable")]
-    # Ranked by a smoothed lightness, so that neighbouring pixels take neighbouring colours: blobs of
-    # one colour, not a speckle of all of them where the generator's texture flickers.
-    smooth = _gaussian_blur(srgb_to_lab(worn)[..., 0], RANK_BLUR * worn.shape[0])[region]
-    ranks = np.argsort(np.argsort(smooth, kind="stable"), kind="stable")
-    picked = target[((ranks + 0.5) * len(target) / len(source)).astype(np.int64).clip(0, len(target) - 1)]
+    worn_L = srgb_to_lab(worn)[..., 0]
+    smooth_L = _gaussian_blur(worn_L, RANK_BLUR * worn.shape[0])
+    if layout:
+        picked = layout_colours(region, photo, mask)
+        # Folds, not the generator's pixel flicker: the smoothed lightness less a broad average of it.
+        folds = smooth_L - _gaussian_blur(worn_L, FOLD_BLUR * worn.shape[0])
+        picked[:, 0] = np.clip(picked[:, 0] + FOLD_STRENGTH * folds[region], 0, 100)
+    else:
+        target = srgb_to_lab(photo[mask])
+        target = target[np.argsort(target[:, 0], kind="stable")]
+        # Ranked by a smoothed lightness, so that neighbouring pixels take neighbouring colours: blobs of
+        # one colour, not a speckle of all of them where the generator's texture flickers.
+        ranks = np.argsort(np.argsort(smooth_L[region], kind="stable"), kind="stable")
+        picked = target[((ranks + 0.5) * len(target) / len(source)).astype(np.int64).clip(0, len(target) - 1)]
     lab = srgb_to_lab(worn)
     lab[region] = (1 - strength) * source + strength * picked
     matched = lab_to_srgb(lab).astype(np.float64)
@@ -461,9 +605,9 @@ def transfer_metrics(
     its reading of the photo)."""
     photo = np.asarray(framed.image)
     photo_lab = mean_lab(photo, framed.mask)
-    region = worn_region(worn, category)
+    region = garment_mask(worn, category)
     worn_lab = mean_lab(worn, region)
-    base_lab = mean_lab(base, worn_region(base, category))
+    base_lab = mean_lab(base, garment_mask(base, category))
     flat_lab = mean_lab(flat, framed.mask)
     reading = classify(pipe, Image.fromarray(worn))
     out: dict[str, Any] = {
@@ -476,13 +620,16 @@ def transfer_metrics(
         "dominant_colour_photo": dominant_colour(photo, framed.mask),
         "dominant_colour_worn": dominant_colour(worn, region),
         "colour_matched": unmatched is not None,
+        "layout_error": round(layout_error(worn, region, photo, framed.mask), 3),
+        "garment_pixels": int(region.sum()),
     }
     out["dominant_colour_kept"] = out["dominant_colour_photo"] == out["dominant_colour_worn"]
     if unmatched is not None:
-        unmatched_region = worn_region(unmatched, category)
+        unmatched_region = garment_mask(unmatched, category)
         unmatched_lab = mean_lab(unmatched, unmatched_region)
         out["colour_distance_unmatched"] = round(float(np.linalg.norm(photo_lab - unmatched_lab)), 3)
         out["dominant_colour_unmatched"] = dominant_colour(unmatched, unmatched_region)
+        out["layout_error_unmatched"] = round(layout_error(unmatched, unmatched_region, photo, framed.mask), 3)
     for metric, field in (("category_agreement", "category"), ("colour_agreement", "colour")):
         column = pipe.field_columns().get(field)
         if column and column in estimate and column in reading:
