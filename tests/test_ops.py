@@ -28,11 +28,14 @@ from tryon.ops.upfirdn2d import upfirdn2d_ref
 REPO = Path(__file__).resolve().parents[1]
 ACTS = sorted(activation_funcs)
 
-# (impl, device, dtype): the C++ kernels in float32 / float64; the CUDA ones also in half precisions.
+# (impl, device, dtype): both kernels in float32 and the half precisions (read and written as they are,
+# computed in float32), the C++ ones also in float64.
 GPU = pytest.mark.gpu
 IMPL_DTYPES = [
     pytest.param("cpp", torch.float32, id="cpp-f32"),
     pytest.param("cpp", torch.float64, id="cpp-f64"),
+    pytest.param("cpp", torch.float16, id="cpp-f16"),
+    pytest.param("cpp", torch.bfloat16, id="cpp-bf16"),
     pytest.param("cuda", torch.float32, id="cuda-f32", marks=GPU),
     pytest.param("cuda", torch.float16, id="cuda-f16", marks=GPU),
     pytest.param("cuda", torch.bfloat16, id="cuda-bf16", marks=GPU),
@@ -333,16 +336,23 @@ def test_upfirdn2d_filter_gradient_is_refused(cpp_kernels: object) -> None:
         upfirdn2d(_randn(1, 1, 4, 4), f, impl="cpp")
 
 
-def test_cpu_half_precision_goes_through_float32(cpp_kernels: object) -> None:
+def test_cpu_bf16_is_computed_in_float32_and_rounded_once(cpp_kernels: object) -> None:
+    """bf16 in, bf16 out, the arithmetic in float32: the result is the float32 reference rounded to bf16
+    (within one bf16 step where the kernel sums its taps in another order)."""
     x = _randn(2, 4, 6, 6).to(torch.bfloat16)
     b = _randn(4, seed=1).to(torch.bfloat16)
-    y = bias_act(x, b, act="lrelu", impl="cpp")
-    assert y.dtype == torch.bfloat16
-    assert_close(y, bias_act_ref(x.float(), b.float(), act="lrelu"), torch.bfloat16)
-    f = setup_filter([1, 3, 3, 1])
-    z = upfirdn2d(x, f, up=2, padding=(2, 1, 2, 1), impl="cpp")
-    assert z.dtype == torch.bfloat16
-    assert_close(z, upfirdn2d_ref(x.float(), f, up=2, padding=(2, 1, 2, 1)), torch.bfloat16)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl = x.contiguous(memory_format=layout)
+        y = bias_act(xl, b, act="lrelu", impl="cpp")
+        assert y.dtype == torch.bfloat16
+        torch.testing.assert_close(y, bias_act_ref(x.float(), b.float(), act="lrelu").to(torch.bfloat16),
+                                   atol=0, rtol=0)
+        f = setup_filter([1, 3, 3, 1])
+        z = upfirdn2d(xl, f, up=2, padding=(2, 1, 2, 1), impl="cpp")
+        assert z.dtype == torch.bfloat16
+        expected = upfirdn2d_ref(x.float(), f, up=2, padding=(2, 1, 2, 1))
+        step = expected.abs().clamp(min=1e-3) * 2.0**-7  # One bf16 step (8 bits of mantissa).
+        assert ((z.float() - expected).abs() <= step).all()
 
 
 # ---------------------------------------------------------------------------------------------------

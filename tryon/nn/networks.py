@@ -58,14 +58,15 @@ def modulated_conv2d(
         )
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    # Per-sample weights and demodulation coefficients.
+    # Per-sample weights (fused only) and demodulation coefficients. sum_{i,k} (weight[o,i,k] * s[n,i])^2
+    # = sum_i s[n,i]^2 * sum_k weight[o,i,k]^2: a [N, I] x [I, O] product instead of the [N, O, I, k, k]
+    # per-sample weights (the same value, 9x less work and memory for 3x3 kernels, forward and backward).
     w = None
     dcoefs = None
-    if demodulate or fused_modconv:
+    if fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [NOIkk]
     if demodulate:
-        assert w is not None
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [NO]
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [NO]
     if demodulate and fused_modconv:
         assert w is not None and dcoefs is not None
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)  # [NOIkk]

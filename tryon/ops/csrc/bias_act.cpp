@@ -1,7 +1,9 @@
 // bias_act on the CPU: one fused pass over memory, parallel over chunks, with loops the compiler can
 // vectorise (the activation and derivative order are template parameters, the bias is constant or
-// contiguous inside each inner loop).
+// contiguous inside each inner loop). Half and bfloat16 tensors are read and written as they are and
+// computed in float32 (at::opmath_type), so no converted copy of the tensor is made.
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -16,25 +18,26 @@ namespace {
 
 // One run of n elements. BIAS: 0 none, 1 one bias value per element (bias[i]), 2 one bias value for
 // the whole run (bias[0]). Pointers are restrict and the constants local, so the compiler can
-// if-convert the activation's branches and vectorise.
-template <int BIAS, int A, int ORDER, typename scalar_t>
+// if-convert the activation's branches and vectorise. T is the math type (float for half/bfloat16).
+template <int BIAS, int A, int ORDER, typename scalar_t, typename T = at::opmath_type<scalar_t>>
 void bias_act_run(scalar_t* __restrict__ y, const scalar_t* __restrict__ x, const scalar_t* __restrict__ bias,
                   const scalar_t* __restrict__ g1, const scalar_t* __restrict__ g2, int64_t n,
-                  const BiasActConsts<scalar_t> k) {
-  const scalar_t b0 = BIAS == 2 ? bias[0] : scalar_t(0);
+                  const BiasActConsts<T> k) {
+  const T b0 = BIAS == 2 ? static_cast<T>(bias[0]) : T(0);
   for (int64_t i = 0; i < n; ++i) {
-    scalar_t z = x[i];
-    if constexpr (BIAS == 1) z += bias[i];
+    T z = static_cast<T>(x[i]);
+    if constexpr (BIAS == 1) z += static_cast<T>(bias[i]);
     if constexpr (BIAS == 2) z += b0;
-    const scalar_t a = ORDER >= 1 ? g1[i] : scalar_t(0);
-    const scalar_t c = ORDER >= 2 ? g2[i] : scalar_t(0);
-    y[i] = bias_act_element<A, ORDER>(z, a, c, k);
+    const T a = ORDER >= 1 ? static_cast<T>(g1[i]) : T(0);
+    const T c = ORDER >= 2 ? static_cast<T>(g2[i]) : T(0);
+    y[i] = static_cast<scalar_t>(bias_act_element<A, ORDER>(z, a, c, k));
   }
 }
 
 template <typename scalar_t, int A, int ORDER>
 void bias_act_loop(scalar_t* y, const scalar_t* x, const scalar_t* b, const scalar_t* g1, const scalar_t* g2,
-                   int64_t numel, int64_t channels, int64_t channel_stride, const BiasActConsts<scalar_t>& k) {
+                   int64_t numel, int64_t channels, int64_t channel_stride,
+                   const BiasActConsts<at::opmath_type<scalar_t>>& k) {
   // Element i of the dense tensor sits at channel (i / channel_stride) % channels.
   auto run = [&](auto bias_mode, int64_t i0, int64_t i1, const scalar_t* bias) {
     constexpr int BIAS = decltype(bias_mode)::value;
@@ -70,7 +73,7 @@ void bias_act_loop(scalar_t* y, const scalar_t* x, const scalar_t* b, const scal
 template <typename scalar_t, int ORDER>
 void bias_act_dispatch_act(scalar_t* y, const scalar_t* x, const scalar_t* b, const scalar_t* g1,
                            const scalar_t* g2, int64_t numel, const BiasActArgs& a,
-                           const BiasActConsts<scalar_t>& k) {
+                           const BiasActConsts<at::opmath_type<scalar_t>>& k) {
 #define TRYON_ACT_CASE(A)                                                                          \
   case A:                                                                                          \
     bias_act_loop<scalar_t, A, ORDER>(y, x, b, g1, g2, numel, a.channels, a.channel_stride, k);    \
@@ -94,12 +97,13 @@ void bias_act_dispatch_act(scalar_t* y, const scalar_t* x, const scalar_t* b, co
 
 void bias_act_cpu(at::Tensor& y, const at::Tensor& x, const at::Tensor& b, const at::Tensor& g1,
                   const at::Tensor& g2, const BiasActArgs& args) {
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tryon_bias_act_cpu", [&] {
-    BiasActConsts<scalar_t> k;
-    k.alpha = static_cast<scalar_t>(args.alpha);
-    k.gain = static_cast<scalar_t>(args.gain);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tryon_bias_act_cpu", [&] {
+    using T = at::opmath_type<scalar_t>;
+    BiasActConsts<T> k;
+    k.alpha = static_cast<T>(args.alpha);
+    k.gain = static_cast<T>(args.gain);
     k.has_clamp = args.clamp >= 0;
-    k.clamp = k.has_clamp ? static_cast<scalar_t>(args.clamp) : std::numeric_limits<scalar_t>::infinity();
+    k.clamp = k.has_clamp ? static_cast<T>(args.clamp) : std::numeric_limits<T>::infinity();
     scalar_t* yp = y.data_ptr<scalar_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;

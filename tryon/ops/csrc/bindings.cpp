@@ -27,20 +27,6 @@ void check_device(const at::Tensor& t, const char* what, const at::Tensor& x) {
   TORCH_CHECK(t.device() == x.device(), "tryon.ops: ", what, " is on ", t.device(), " but x is on ", x.device());
 }
 
-// The CPU kernels compute in float32 or float64; half and bfloat16 CPU tensors go through float32.
-bool needs_upcast(const at::Tensor& x) {
-#ifdef TRYON_WITH_CUDA
-  return false;
-#else
-  return x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16;
-#endif
-}
-
-std::optional<at::Tensor> to_float(const std::optional<at::Tensor>& t) {
-  if (!t.has_value() || !t->defined()) return t;
-  return t->to(at::kFloat);
-}
-
 // `t` laid out with exactly the strides of the dense tensor `x`.
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& x) {
   if (t.strides() == x.strides()) return t;
@@ -56,11 +42,6 @@ at::Tensor bias_act(const at::Tensor& x_in, const std::optional<at::Tensor>& b_i
   TORCH_CHECK(x_in.is_floating_point(), "bias_act: x must be a floating-point tensor, got ", x_in.scalar_type());
   TORCH_CHECK(act >= 1 && act <= 9, "bias_act: unknown activation code ", act);
   TORCH_CHECK(order >= 0 && order <= 2, "bias_act: order must be 0, 1 or 2, got ", order);
-  if (needs_upcast(x_in)) {
-    return bias_act(x_in.to(at::kFloat), to_float(b_in), to_float(g1_in), to_float(g2_in), dim, act, order, alpha,
-                    gain, clamp)
-        .to(x_in.scalar_type());
-  }
   const at::Tensor x = x_in.is_non_overlapping_and_dense() ? x_in : x_in.contiguous();
   BiasActArgs args{static_cast<int>(act), static_cast<int>(order), alpha, gain, clamp, 1, 1};
   at::Tensor b;
@@ -129,10 +110,6 @@ at::Tensor upfirdn2d(const at::Tensor& x_in, const at::Tensor& f, int64_t upx, i
   TORCH_CHECK(f.scalar_type() == at::kFloat && (f.dim() == 1 || f.dim() == 2) && f.numel() > 0,
               "upfirdn2d: f must be a non-empty 1D or 2D float32 tensor, got ", f.scalar_type(), " ", f.sizes());
   TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, "upfirdn2d: up/down factors must be >= 1");
-  if (needs_upcast(x_in)) {
-    return upfirdn2d(x_in.to(at::kFloat), f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
-        .to(x_in.scalar_type());
-  }
   at::Tensor x = x_in;
   if (!x.is_contiguous() && !x.is_contiguous(at::MemoryFormat::ChannelsLast)) x = x.contiguous();
 

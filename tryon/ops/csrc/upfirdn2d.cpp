@@ -4,7 +4,9 @@
 // NCHW: per output row, per polyphase component of the row (outputs ox = ph + upx * q), each filter
 // tap is a strided AXPY over q, accumulated in a row buffer; the loops vectorise over q.
 // NHWC (channels_last): per output pixel, each tap is an AXPY over the channels.
+// Half and bfloat16 tensors are read and written as they are; taps and sums are float32 (opmath).
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -48,10 +50,9 @@ int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, work_per_item));
 }
 
-template <typename scalar_t>
-void upfirdn2d_nchw(scalar_t* y, const scalar_t* x, const std::vector<scalar_t>& f, int64_t planes, int H,
+template <typename scalar_t, typename T = at::opmath_type<scalar_t>>
+void upfirdn2d_nchw(scalar_t* y, const scalar_t* x, const std::vector<T>& f, int64_t planes, int H,
                     int W, int OH, int OW, int fh, int fw, const Upfirdn2dArgs& a) {
-  using T = scalar_t;
   const int upx = a.upx, dx = a.downx;
   const int Q = (OW + upx - 1) / upx;  // Outputs per polyphase component (the first is the longest).
   std::vector<AxisTaps> rows(OH);
@@ -95,23 +96,24 @@ void upfirdn2d_nchw(scalar_t* y, const scalar_t* x, const std::vector<scalar_t>&
 }
 
 // Output rows [oy0, oy1) of one channels-last image: in [H, W, C], out [OH, OW, C]; acc holds C values.
-template <typename scalar_t>
+template <typename scalar_t, typename T>
 void filter_rows_cl(scalar_t* __restrict__ out, const scalar_t* __restrict__ in, int64_t C, int W, int OW, int oy0,
-                    int oy1, const AxisTaps* rows, const AxisTaps* cols, const scalar_t* f, int fw,
-                    const Upfirdn2dArgs& a, scalar_t* __restrict__ acc) {
+                    int oy1, const AxisTaps* rows, const AxisTaps* cols, const T* f, int fw,
+                    const Upfirdn2dArgs& a, T* __restrict__ acc) {
   for (int oy = oy0; oy < oy1; ++oy) {
     const AxisTaps ry = rows[oy];
     for (int ox = 0; ox < OW; ++ox) {
       const AxisTaps rx = cols[ox];
-      std::fill(acc, acc + C, scalar_t(0));
+      std::fill(acc, acc + C, T(0));
       for (int t = 0; t < ry.count; ++t) {
-        const scalar_t* frow = f + (ry.tap0 + t * a.upy) * fw;
+        const T* frow = f + (ry.tap0 + t * a.upy) * fw;
         const scalar_t* pixel = in + (static_cast<int64_t>(ry.in0 + t) * W + rx.in0) * C;
         for (int s = 0; s < rx.count; ++s) {
           strided_axpy<1>(acc, pixel + s * C, frow[rx.tap0 + s * a.upx], static_cast<int>(C), 1);
         }
       }
-      std::copy(acc, acc + C, out + (static_cast<int64_t>(oy) * OW + ox) * C);
+      scalar_t* o = out + (static_cast<int64_t>(oy) * OW + ox) * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = static_cast<scalar_t>(acc[c]);
     }
   }
 }
@@ -124,14 +126,14 @@ struct TapTables {
   }
 };
 
-template <typename scalar_t>
-void upfirdn2d_nhwc(scalar_t* y, const scalar_t* x, const std::vector<scalar_t>& f, int64_t N, int64_t C,
+template <typename scalar_t, typename T = at::opmath_type<scalar_t>>
+void upfirdn2d_nhwc(scalar_t* y, const scalar_t* x, const std::vector<T>& f, int64_t N, int64_t C,
                     int H, int W, int OH, int OW, int fh, int fw, const Upfirdn2dArgs& a) {
   const TapTables taps(H, W, OH, OW, fh, fw, a);
   const int64_t taps_per_output = std::max(1, (fh / a.upy) * (fw / a.upx));
   const int64_t grain = grain_for(static_cast<int64_t>(OW) * C * taps_per_output);
   parallel_items(N * OH, grain, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> acc(C);
+    std::vector<T> acc(C);
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = r / OH;
       const int oy = static_cast<int>(r % OH);
@@ -163,8 +165,8 @@ void transpose_tiled(scalar_t* __restrict__ dst, const scalar_t* __restrict__ sr
   }
 }
 
-template <typename scalar_t>
-void upfirdn2d_nchw_blocked(scalar_t* y, const scalar_t* x, const std::vector<scalar_t>& f, int64_t planes,
+template <typename scalar_t, typename T = at::opmath_type<scalar_t>>
+void upfirdn2d_nchw_blocked(scalar_t* y, const scalar_t* x, const std::vector<T>& f, int64_t planes,
                             int H, int W, int OH, int OW, int fh, int fw, const Upfirdn2dArgs& a) {
   const TapTables taps(H, W, OH, OW, fh, fw, a);
   const int64_t in_size = static_cast<int64_t>(H) * W, out_size = static_cast<int64_t>(OH) * OW;
@@ -173,7 +175,8 @@ void upfirdn2d_nchw_blocked(scalar_t* y, const scalar_t* x, const std::vector<sc
   const int64_t taps_per_output = std::max(1, (fh / a.upy) * (fw / a.upx));
   const int64_t grain = grain_for((in_size + out_size * taps_per_output) * block);
   parallel_items(blocks, grain, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> in(in_size * block), out(out_size * block), acc(block);
+    std::vector<scalar_t> in(in_size * block), out(out_size * block);
+    std::vector<T> acc(block);
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t p0 = blk * block;
       const int64_t P = std::min(block, planes - p0);
@@ -193,9 +196,10 @@ void upfirdn2d_cpu(at::Tensor& y, const at::Tensor& x, const at::Tensor& fc, con
   const int OH = static_cast<int>(y.size(2)), OW = static_cast<int>(y.size(3));
   const int fh = static_cast<int>(fc.size(0)), fw = static_cast<int>(fc.size(1));
   const bool nhwc = !x.is_contiguous();  // The bindings pass NCHW-contiguous or channels_last tensors.
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tryon_upfirdn2d_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tryon_upfirdn2d_cpu", [&] {
+    using T = at::opmath_type<scalar_t>;
     const float* fp = fc.const_data_ptr<float>();
-    const std::vector<scalar_t> f(fp, fp + fh * fw);
+    const std::vector<T> f(fp, fp + fh * fw);
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     if (nhwc) {
