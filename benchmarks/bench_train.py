@@ -13,6 +13,15 @@ is the steadier number; with --threads 1 it equals the wall time of an idle core
 
     python benchmarks/bench_train.py                              # tiny64 on the CPU, 4 variants
     python benchmarks/bench_train.py --presets tiny64 small128 --devices cuda --batch 64 --steps 32
+
+`--baseline REV` compares the trainer of an earlier commit with this checkout's, side by side in one run
+(these machines are noisy, so only ratios within one run mean much): REV is checked out into a temporary
+git worktree and its own bench_train.py times its cells. On the CPU the cells are the campaign's options
+(ops cpp, channels_last, batch 16): REV in fp32 and bf16 on one thread, this checkout in bf16 on each
+of `--threads` (default 1 2). Run it on an otherwise idle machine (two threads need both cores).
+
+    python benchmarks/bench_train.py --baseline f9f2b1b --presets tiny64 small128 \
+        --out benchmarks/results/bench_train_cpu.json
 """
 
 from __future__ import annotations
@@ -124,6 +133,17 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _checkout(rev: str) -> Path:
+    """A temporary git worktree of commit `rev` (removed at the end of the run)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_train_baseline_"))
+    folder.rmdir()
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), rev], cwd=REPO_ROOT, check=True,
+                   capture_output=True)
+    return folder
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny64"])
@@ -131,7 +151,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch (default: 8 on the CPU, 64 on CUDA)")
     parser.add_argument("--steps", type=int, default=16, help="timed steps per cell (16 = one R1 interval)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="torch CPU threads, one cell set each (default: torch's; with --baseline: 1 2)")
+    parser.add_argument("--baseline", metavar="REV", help="also time the trainer of git commit REV (see above)")
     parser.add_argument("--ops", nargs="+", default=["ref", "auto"], choices=["ref", "auto", "cpp", "cuda"],
                         help="op implementations to compare (default: ref auto)")
     parser.add_argument("--out", default=str(RESULTS / "bench_train.json"))
@@ -145,41 +167,62 @@ def main() -> int:
 
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     cells = []
-    for preset, device in itertools.product(args.presets, devices):
-        amps = ["off", "fp16", "bf16"] if device == "cuda" else ["off"]
+    if args.baseline:
+        threads_list = args.threads or [1, 2]
+        for preset in args.presets:
+            common = {"preset": preset, "device": "cpu", "batch": args.batch or 16, "ops": "cpp",
+                      "channels_last": True, "steps": args.steps, "warmup": args.warmup}
+            cells.append({**common, "code": args.baseline, "amp": "off", "threads": 1})
+            cells.append({**common, "code": args.baseline, "amp": "bf16", "threads": 1})
+            for threads in threads_list:
+                cells.append({**common, "code": "this", "amp": "bf16", "threads": threads})
+    for preset, device in [] if args.baseline else itertools.product(args.presets, devices):
+        amps = ["off", "fp16", "bf16"] if device == "cuda" else ["off", "bf16"]
         batch = args.batch or (64 if device == "cuda" else 8)
         ops_list = [o for o in args.ops if o != ("cuda" if device == "cpu" else "cpp")]
-        for ops, channels_last, amp in itertools.product(ops_list, [False, True], amps):
-            cells.append({
-                "preset": preset, "device": device, "batch": batch, "ops": ops, "channels_last": channels_last,
-                "amp": amp, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-            })
+        for threads in args.threads or [None]:
+            for ops, channels_last, amp in itertools.product(ops_list, [False, True], amps):
+                cells.append({
+                    "preset": preset, "device": device, "batch": batch, "ops": ops, "channels_last": channels_last,
+                    "amp": amp, "steps": args.steps, "warmup": args.warmup, "threads": threads, "code": "this",
+                })
+    baseline_dir = _checkout(args.baseline) if args.baseline else None
 
     results = []
     header = (
-        f"{'preset':<9} {'device':<6} {'batch':>5} {'ops':<5} {'ch_last':<7} {'amp':<5} {'s/kimg':>9} "
-        f"{'cpu s/kimg':>10} {'peak GiB':>9}"
+        f"{'code':<8} {'preset':<9} {'device':<6} {'batch':>5} {'thr':>3} {'ops':<5} {'ch_last':<7} {'amp':<5} "
+        f"{'s/kimg':>9} {'cpu s/kimg':>10} {'peak GiB':>9} {'speed-up':>8}"
     )
     print(header)
     print("-" * len(header))
+    first: dict[str, float] = {}  # preset -> s/kimg of its first cell (the baseline's fp32 with --baseline)
     for cell in cells:
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        root = baseline_dir if cell["code"] != "this" else REPO_ROOT
+        assert root is not None
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        if cell["threads"]:
+            env["OMP_NUM_THREADS"] = str(cell["threads"])
+        script = root / "benchmarks" / "bench_train.py"
         proc = subprocess.run(
-            [sys.executable, __file__, "--cell", json.dumps(cell)], capture_output=True, text=True, env=env,
-            cwd=REPO_ROOT,
+            [sys.executable, str(script), "--cell", json.dumps(cell)], capture_output=True, text=True, env=env,
+            cwd=root,
         )
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        threads = cell["threads"] or "-"
+        label = f"{cell['code'][:8]:<8} {cell['preset']:<9} {cell['device']:<6} {cell['batch']:>5} {threads!s:>3}"
         if proc.returncode != 0 or not lines:
             err = (proc.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"{cell['preset']:<9} {cell['device']:<6} {cell['batch']:>5} {cell['ops']:<5} "
-                  f"{cell['channels_last']!s:<7} {cell['amp']:<5} failed: {err}")
+            print(f"{label} {cell['ops']:<5} {cell['channels_last']!s:<7} {cell['amp']:<5} failed: {err}")
             results.append({**cell, "error": err})
             continue
-        r = json.loads(lines[-1][len("RESULT "):])
+        r = {**json.loads(lines[-1][len("RESULT "):]), "code": cell["code"]}
+        base = first.setdefault(r["preset"], r["sec_per_kimg"])
+        r["speedup_vs_first"] = base / r["sec_per_kimg"]
         results.append(r)
-        print(f"{r['preset']:<9} {r['device']:<6} {r['batch']:>5} {r['ops']:<5} {r['channels_last']!s:<7} "
-              f"{r['amp']:<5} {r['sec_per_kimg']:>9.1f} {r['cpu_sec_per_kimg']:>10.1f} {r['peak_mem_gib']:>9.2f}",
-              flush=True)
+        print(f"{label} {r['ops']:<5} {r['channels_last']!s:<7} {r['amp']:<5} {r['sec_per_kimg']:>9.1f} "
+              f"{r['cpu_sec_per_kimg']:>10.1f} {r['peak_mem_gib']:>9.2f} {r['speedup_vs_first']:>7.2f}x", flush=True)
+    if baseline_dir is not None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=REPO_ROOT, check=False)
 
     doc = {
         "benchmark": "bench_train",
@@ -191,6 +234,8 @@ def main() -> int:
             "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
+        "baseline": args.baseline,
+        "speedup_vs_first": "s/kimg of the preset's first cell / the cell's (with --baseline: vs REV in fp32)",
         "results": results,
     }
     out = Path(args.out)
