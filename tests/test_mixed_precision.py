@@ -241,15 +241,18 @@ def test_fashion_pipeline_renders_in_bf16_close_to_fp32() -> None:
     assert psnr > 40, psnr  # ... and moved pixels by well under one grey level on average (51 dB measured).
 
 
-def test_bf16_rendering_uses_ref_ops_where_the_compiled_ones_convert_to_fp32() -> None:
+def test_bf16_rendering_uses_the_compiled_ops_which_compute_bf16_natively() -> None:
+    # The compiled CPU kernels read and write bf16 as it is (float32 math inside), so bf16 rendering keeps
+    # them: at batch 8 they render 1.12x as fast as the `ref` ops (bench_precision.py).
     import tryon.ops
     from tryon.fashion import FashionPipeline
 
-    pipe = FashionPipeline.from_checkpoint(None, precision="bf16")
+    pipe = FashionPipeline.from_checkpoint(None, precision="fp32")
     ws = torch.zeros([1, pipe.num_ws, int(pipe.G.w_dim)])
-    pipe.render(ws)
-    assert tryon.ops.backends()["bias_act/cpu"] == "ref"
-    pipe.precision = "fp32"
     pipe.render(ws)
     if tryon.ops.backends()["bias_act/cpu"] != "cpp":
         pytest.skip("the compiled CPU ops could not be built here")
+    pipe.precision = "bf16"
+    pipe.render(ws)
+    seen = tryon.ops.backends()
+    assert (seen["bias_act/cpu"], seen["upfirdn2d/cpu"]) == ("cpp", "cpp")

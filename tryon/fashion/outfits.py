@@ -337,12 +337,7 @@ class FashionPipeline:
         Differentiable (no torch.no_grad here). half_dtype: of the G's fp16 blocks (None = NVlabs')."""
         from tryon.ops import use_impl
 
-        impl = self.ops_impl
-        if half_dtype is torch.bfloat16 and impl == "auto" and self.device.type == "cpu":
-            # The compiled CPU ops run bf16 through fp32 copies: at batch 8, bf16 with `ref` ops renders
-            # 1.94x as fast as fp32, with `auto` (compiled bias_act, upfirdn2d) 1.71x (bench_precision.py).
-            impl = "ref"
-        with use_impl(impl):
+        with use_impl(self.ops_impl):
             return self.G.synthesis(ws.to(self.device), noise_mode="const", half_dtype=half_dtype)
 
     @torch.no_grad()
