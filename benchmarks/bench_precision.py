@@ -8,6 +8,7 @@ Prints a table and writes JSON to benchmarks/results/bench_precision.json.
 
     python benchmarks/bench_precision.py                          # 1 thread, batch 1 and 8, 15 rounds
     python benchmarks/bench_precision.py --threads 2 --batches 1 8 32 --rounds 25
+    python benchmarks/bench_precision.py --impls ref auto inductor --out benchmarks/results/bench_precision_compile.json
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="fashion checkpoint (default: the shipped one)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--impls", nargs="+", default=["ref", "auto", "cpp"], choices=["auto", "ref", "cpp"])
+    parser.add_argument("--impls", nargs="+", default=["ref", "auto", "cpp"],
+                        choices=["auto", "ref", "cpp", "inductor"],
+                        help="inductor = torch.compile(G.synthesis) over the ref ops (not in the default run)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quality-images", type=int, default=64, help="images compared fp32 vs bf16 (PSNR)")
@@ -57,12 +60,24 @@ def main() -> int:
     inputs = {b: latents(b) for b in args.batches}
     times: dict[tuple[int, str, str], list[float]] = {cell: [] for cell in cells}
 
+    compiled = None
+    if "inductor" in args.impls:
+        import torch._dynamo
+
+        # Each resolution's blocks share one forward with other shapes: allow a graph per block, batch and
+        # precision instead of falling back to eager after 8.
+        torch._dynamo.config.recompile_limit = 256
+        torch._dynamo.config.accumulated_recompile_limit = 4096
+        compiled = torch.compile(G.synthesis, dynamic=False)
+
     def run(cell: tuple[int, str, str]) -> float:
         batch, impl, precision = cell
         half = torch.bfloat16 if precision == "bf16" else None
-        with torch.no_grad(), ops.use_impl(impl):
+        synthesis = compiled if impl == "inductor" else G.synthesis
+        assert synthesis is not None
+        with torch.no_grad(), ops.use_impl("ref" if impl == "inductor" else impl):
             t0 = time.perf_counter()
-            G.synthesis(inputs[batch], noise_mode="const", half_dtype=half)
+            synthesis(inputs[batch], noise_mode="const", half_dtype=half)
             return time.perf_counter() - t0
 
     for cell in cells:  # Warm-up (and the compiled ops' build / load).

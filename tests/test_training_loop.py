@@ -67,6 +67,19 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def test_tiny64_defaults_to_batch_8_on_the_cpu_and_the_presets_batch_elsewhere() -> None:
+    # Batch 8 won the equal-CPU-minutes comparison (benchmarks/bench_recipes.py); gamma and the EMA follow it.
+    info = {"size": 8, "resolution": 64, "channels": 3, "label_dim": 0}
+    args = _parse(["--data", "x.zip", "--outdir", "o", "--cfg", "tiny64"])
+    cpu = resolve_options(args, device="cpu", dataset_info=info)
+    assert (cpu.batch, cpu.gamma, cpu.ema_kimg) == (8, pytest.approx(0.1024), pytest.approx(2.5))
+    assert resolve_options(args, device="cuda", dataset_info=info).batch == 32
+    explicit = _parse(["--data", "x.zip", "--outdir", "o", "--cfg", "tiny64", "--batch", "16"])
+    assert resolve_options(explicit, device="cpu", dataset_info=info).batch == 16
+    small = _parse(["--data", "x.zip", "--outdir", "o", "--cfg", "small128"])
+    assert resolve_options(small, device="cpu", dataset_info={**info, "resolution": 128}).batch == 32
+
+
 def test_cli_run_writes_snapshot_grid_log_and_options(four_step_run: Path) -> None:
     run_dir = four_step_run
     names = {p.name for p in run_dir.iterdir()}
