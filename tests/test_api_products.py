@@ -103,6 +103,26 @@ def test_the_same_product_id_updates_the_same_product(client: TestClient) -> Non
     assert counts(client)[0] == 2
 
 
+def test_an_import_whose_images_a_concurrent_import_replaced_reads_the_product_again(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another import of the same id may commit between reading the product and reading its images (seen on
+    # PostgreSQL under load as a 404 for an import that had succeeded): the answer reads it again.
+    import tryon.api.routers.products as products_router
+
+    real = products_router.repo.get_image_any_owner
+    misses = iter([True])
+
+    def replaced_once(session: Any, *, image_id: str) -> Any:
+        return None if next(misses, False) else real(session, image_id=image_id)
+
+    monkeypatch.setattr(products_router.repo, "get_image_any_owner", replaced_once)
+    shop = api_key(client, "shop")
+    created = post_product(client, shop, ON_MODEL, **TSHIRT)
+    assert created.status_code == 201, created.text
+    assert client.get(f"/v1/products/{created.json()['id']}", headers=shop).status_code == 200
+
+
 def test_concurrent_imports_of_one_product_id_make_one_product(client: TestClient) -> None:
     shop = api_key(client, "shop")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:

@@ -143,7 +143,8 @@ def error_docs(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid credentials",
         403: "The API key lacks the scope",
         404: "Not found (or not yours)",
-        409: "Idempotency key reused for a different request",
+        409: "A conflict: an idempotency key reused for a different request, or a resource that concurrent "
+        "requests kept changing while it was read",
         413: "Too large (bytes or pixels)",
         415: "Not an allowed image type (JPEG, PNG, WebP)",
         422: "A valid image that cannot be used (no face, several faces)",

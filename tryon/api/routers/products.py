@@ -16,7 +16,8 @@ Products are public to every caller (the storefront lists them beside the genera
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
@@ -35,16 +36,40 @@ from tryon.services import products as service
 from tryon.services.storage import PNG, WEBP
 
 router = APIRouter(prefix="/v1", tags=["products"])
+T = TypeVar("T")
 
 MAX_PER_PAGE = 100
 ATTRIBUTE_REASONS = frozenset({"unknown_column", "unknown_value", "missing_value"})  # 400; the photo's: 422.
+
+
+class ImagesReplacedError(Exception):
+    """A product's image rows went away while it was read: a concurrent update or delete."""
+
+
+def _one(session: Session, product_id: str) -> ProductPublic:
+    row = repo.get_product(session, product_id=product_id)
+    if row is None:
+        raise not_found("product", product_id)
+    return product_public(session, row)
+
+
+def _read(session: Session, build: Callable[[], T]) -> T:
+    """build(), read again where a concurrent import or delete replaced a product's images meanwhile."""
+    for _ in range(3):
+        try:
+            return build()
+        except ImagesReplacedError:
+            session.rollback()  # A fresh snapshot (and no stale rows) for the next read.
+            session.expire_all()
+    raise ApiError(409, "the products changed while they were read (concurrent imports of the same product id); "
+                        "try again")
 
 
 def product_public(session: Session, product: Product) -> ProductPublic:
     def image(image_id: str, kind: str) -> ImagePublic:
         row = repo.get_image_any_owner(session, image_id=image_id)
         if row is None:  # Only a concurrent delete or update gets here.
-            raise not_found("product", product.id)
+            raise ImagesReplacedError(product.id)
         return image_public(row, url=f"/v1/products/{product.id}/{kind}")
 
     return ProductPublic(
@@ -80,7 +105,7 @@ def _attributes(text: str) -> dict[str, Any]:
     response_model=ProductPublic,
     responses={
         200: {"model": ProductPublic, "description": "The shop's product id was known: the product, updated"},
-        **error_docs(400, 401, 403, 413, 415, 422, 429),
+        **error_docs(400, 401, 403, 409, 413, 415, 422, 429),
     },
 )
 async def import_product(
@@ -113,13 +138,10 @@ def _import(runtime: Runtime, owner_id: str, file: UploadFile, attributes: str, 
     if not result.created:
         response.status_code = status.HTTP_200_OK
     with runtime.database.sessions() as session:
-        row = repo.get_product(session, product_id=result.product.id)
-        if row is None:
-            raise not_found("product", result.product.id)
-        return product_public(session, row)
+        return _read(session, lambda: _one(session, result.product.id))
 
 
-@router.get("/products", response_model=ProductPage, responses=error_docs(400, 401, 403, 429))
+@router.get("/products", response_model=ProductPage, responses=error_docs(400, 401, 403, 409, 429))
 def list_products(
     principal: PrincipalDep,
     session: SessionDep,
@@ -135,26 +157,27 @@ def list_products(
     (category = articleGroup, colour = colourGroup, gender, view; case-insensitive), newest first."""
     if mine and principal.kind != "api_key":
         raise ApiError(403, "?mine=true lists a shop's own products: send the shop's API key (X-API-Key)")
-    rows, total = repo.list_products(
-        session,
-        owner_id=principal.owner_id if mine else None,
-        category=category,
-        colour=colour,
-        gender=gender,
-        view=view,
-        offset=(page - 1) * per_page,
-        limit=per_page,
-    )
-    return ProductPage(items=[product_public(session, r) for r in rows], page=page, per_page=per_page, total=total)
+
+    def listing() -> ProductPage:
+        rows, total = repo.list_products(
+            session,
+            owner_id=principal.owner_id if mine else None,
+            category=category,
+            colour=colour,
+            gender=gender,
+            view=view,
+            offset=(page - 1) * per_page,
+            limit=per_page,
+        )
+        return ProductPage(items=[product_public(session, r) for r in rows], page=page, per_page=per_page, total=total)
+
+    return _read(session, listing)
 
 
-@router.get("/products/{product_id}", response_model=ProductPublic, responses=error_docs(401, 404))
+@router.get("/products/{product_id}", response_model=ProductPublic, responses=error_docs(401, 404, 409))
 def get_product(product_id: str, principal: PrincipalDep, session: SessionDep) -> ProductPublic:
     """One product (any shop's)."""
-    row = repo.get_product(session, product_id=product_id)
-    if row is None:
-        raise not_found("product", product_id)
-    return product_public(session, row)
+    return _read(session, lambda: _one(session, product_id))
 
 
 @router.delete(
